@@ -1,0 +1,67 @@
+# nyanops: the commands people type. `make demo` and `make test` are the README's quick start.
+# Three virtualenvs keep the heavy parts apart: .venv (serverless code + tests, no torch),
+# .venv-ml (torch + the local pipeline), .venv-sam (aws-sam-cli, which pins boto3 exactly).
+
+PYTHON ?= python3
+VENV := .venv
+VENV_ML := .venv-ml
+VENV_SAM := .venv-sam
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint static test-core test-ml bench build deploy code-push clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+demo: $(VENV_ML)/.done  ## run the whole pipeline locally on the sample cats (no AWS, no Docker)
+	$(VENV_ML)/bin/nyanops demo
+
+test: lint static test-core test-ml  ## every check: ruff, template/ASL linters, sam build, all tests
+
+lint: $(VENV)/.done  ## ruff
+	$(VENV)/bin/ruff check .
+
+static: $(VENV)/.done $(VENV_SAM)/.done node_modules/.done  ## sam validate --lint, cfn-lint, asl-validator, sam build
+	$(VENV)/bin/python scripts/static_checks.py --sam $(VENV_SAM)/bin/sam --cfn-lint $(VENV)/bin/cfn-lint
+
+test-core: $(VENV)/.done  ## serverless + core + local executor tests (no torch)
+	$(VENV)/bin/pytest -m "not ml and not e2e" -q
+
+test-ml: $(VENV_ML)/.done  ## training / evaluation / local end-to-end tests (torch, CPU)
+	$(VENV_ML)/bin/pytest -m "ml or e2e" -q
+
+bench: $(VENV_ML)/.done $(VENV)/.done $(VENV_SAM)/.done  ## benchmarks; figures go to docs/benchmarks.md
+	$(VENV_ML)/bin/python bench/ml_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev}
+	$(VENV)/bin/python bench/lambda_bench.py --sam $(VENV_SAM)/bin/sam
+
+build: $(VENV_SAM)/.done  ## sam build (no Docker needed)
+	$(VENV_SAM)/bin/sam build
+
+deploy: build  ## sam deploy --guided, then push ml_code to the stack's bucket
+	$(VENV_SAM)/bin/sam deploy --guided
+	@echo "Now push the training code: $(VENV_ML)/bin/nyanops code push --bucket <BucketName output>"
+
+clean:  ## remove build outputs and the local pipeline root (keeps the virtualenvs)
+	rm -rf .aws-sam .nyanops .pytest_cache .ruff_cache
+
+$(VENV)/.done: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+$(VENV_ML)/.done: pyproject.toml ml_code/requirements.txt
+	$(PYTHON) -m venv $(VENV_ML)
+	$(VENV_ML)/bin/pip install -q $(TORCH_PINS) -r ml_code/requirements.txt scikit-learn matplotlib pillow pytest pytest-socket pyyaml
+	$(VENV_ML)/bin/pip install -q -e .
+	touch $@
+
+$(VENV_SAM)/.done:
+	$(PYTHON) -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/pip install -q aws-sam-cli
+	touch $@
+
+node_modules/.done: package.json
+	npm install --no-audit --no-fund --silent
+	touch $@

@@ -1,0 +1,148 @@
+"""The storage layout: every S3 key (or local-bucket path) the pipeline reads or writes.
+
+```
+datasets/<dataset-id>/{train,val,test}/<class>/<image>   immutable once complete
+datasets/<dataset-id>/_dataset.json                      written LAST; its arrival starts a run
+manifests/<name>.json                                    an experiment manifest; its arrival starts a run
+code/<content-hash>/sourcedir.tar.gz                     ml_code bundle for the training job
+code/<content-hash>/src/...                              the same files unpacked, for the processing job
+runs/<execution-name>/{model,evaluation,checkpoints}/    job outputs
+rejected/<original-key>.error.json                       why an upload was refused (the upload stays)
+```
+The EventBridge rule patterns in ``template.yaml`` are derived from the constants here and a test
+keeps them in step.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+DATASETS_PREFIX = "datasets/"
+MANIFESTS_PREFIX = "manifests/"
+CODE_PREFIX = "code/"
+RUNS_PREFIX = "runs/"
+REJECTED_PREFIX = "rejected/"
+
+DATASET_MARKER = "_dataset.json"
+MANIFEST_SUFFIX = ".json"
+CODE_BUNDLE = "sourcedir.tar.gz"
+CODE_SOURCE_DIR = "src/"
+EVALUATION_FILE = "evaluation.json"
+REJECTION_SUFFIX = ".error.json"
+
+SPLITS = ("train", "val", "test")
+
+# A dataset id is one path segment: a UTC timestamp such as 2026-11-28T064300Z, or a chosen name.
+DATASET_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CODE_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_KEY_LENGTH = 1024
+
+
+class KeyKind(str, Enum):
+    """What an uploaded key means to the pipeline."""
+
+    DATASET_READY = "dataset"
+    MANIFEST = "manifest"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class ClassifiedKey:
+    kind: KeyKind
+    key: str
+    dataset_id: str | None = None
+    manifest_name: str | None = None
+
+
+def classify_key(key: str) -> ClassifiedKey:
+    """Say whether ``key`` is a completed-dataset marker, a manifest, or something that starts nothing.
+
+    Only ``datasets/<id>/_dataset.json`` (exactly one segment for the id) and ``manifests/*.json``
+    start runs; the thousands of image uploads of a dataset are ignored.
+    """
+    if key.startswith(DATASETS_PREFIX) and key.endswith("/" + DATASET_MARKER):
+        middle = key[len(DATASETS_PREFIX) : -len("/" + DATASET_MARKER)]
+        if "/" not in middle and middle:
+            return ClassifiedKey(KeyKind.DATASET_READY, key, dataset_id=middle)
+        return ClassifiedKey(KeyKind.IGNORED, key)
+    if key.startswith(MANIFESTS_PREFIX) and key.endswith(MANIFEST_SUFFIX) and len(key) > len(MANIFESTS_PREFIX) + 5:
+        return ClassifiedKey(KeyKind.MANIFEST, key, manifest_name=key[len(MANIFESTS_PREFIX) : -len(MANIFEST_SUFFIX)])
+    return ClassifiedKey(KeyKind.IGNORED, key)
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    return f"{DATASETS_PREFIX}{dataset_id}/"
+
+
+def dataset_marker_key(dataset_id: str) -> str:
+    return f"{DATASETS_PREFIX}{dataset_id}/{DATASET_MARKER}"
+
+
+def dataset_split_prefix(dataset_id: str, split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return f"{DATASETS_PREFIX}{dataset_id}/{split}/"
+
+
+def manifest_key(name: str) -> str:
+    return f"{MANIFESTS_PREFIX}{name}{MANIFEST_SUFFIX}"
+
+
+def code_prefix(code_hash: str) -> str:
+    return f"{CODE_PREFIX}{code_hash}/"
+
+
+def code_bundle_key(code_hash: str) -> str:
+    return f"{CODE_PREFIX}{code_hash}/{CODE_BUNDLE}"
+
+
+def code_source_prefix(code_hash: str) -> str:
+    return f"{CODE_PREFIX}{code_hash}/{CODE_SOURCE_DIR}"
+
+
+def parse_code_bundle_key(key: str) -> str | None:
+    """Return the content hash of ``code/<hash>/sourcedir.tar.gz``, or None for any other key."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] + "/" == CODE_PREFIX and parts[2] == CODE_BUNDLE and CODE_HASH_RE.match(parts[1]):
+        return parts[1]
+    return None
+
+
+def run_prefix(execution_name: str) -> str:
+    return f"{RUNS_PREFIX}{execution_name}/"
+
+
+def run_model_prefix(execution_name: str) -> str:
+    return f"{RUNS_PREFIX}{execution_name}/model/"
+
+
+def run_evaluation_prefix(execution_name: str) -> str:
+    return f"{RUNS_PREFIX}{execution_name}/evaluation/"
+
+
+def run_checkpoint_prefix(execution_name: str) -> str:
+    return f"{RUNS_PREFIX}{execution_name}/checkpoints/"
+
+
+def evaluation_key(execution_name: str) -> str:
+    return f"{run_evaluation_prefix(execution_name)}{EVALUATION_FILE}"
+
+
+def rejection_key(original_key: str) -> str:
+    return f"{REJECTED_PREFIX}{original_key}{REJECTION_SUFFIX}"
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into (bucket, key); raise ValueError for anything else."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {uri!r}")
+    return bucket, key

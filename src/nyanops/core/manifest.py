@@ -1,0 +1,283 @@
+"""The experiment manifest (v1): the one schema for what a data scientist drops into ``manifests/``.
+
+```json
+{
+  "experiment": "cats",
+  "dataset": "datasets/2026-11-28T064300Z",
+  "comment": "epochs 10 + augmentation",
+  "hyperparameters": {"epochs": 10, "batch-size": 8, "lr": 0.01, "momentum": 0.9, "augment": true}
+}
+```
+Unknown keys, wrong types (``"10"`` for a number, ``true`` for a number) and out-of-range values are
+refused with a message naming the field and the fix. Omitted hyperparameters take ``train.py``'s
+documented defaults (``ml_code/README.md``); the values actually used are recorded with the trial.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from typing import Any, Literal, get_args
+
+from aws_lambda_powertools.utilities.parser import parse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nyanops.core import layout, naming
+from nyanops.core.rejection import Problem, UploadRejected
+
+MAX_MANIFEST_BYTES = 1_000_000
+MAX_COMMENT = 1000
+
+
+# Backbones ``train.py`` knows. ``efficientnet_lite0`` has ImageNet weights that work offline.
+Arch = Literal["efficientnet_lite0", "resnet18"]
+ARCHES: tuple[str, ...] = get_args(Arch)
+# ValueError texts in validators are "<what is wrong>|<how to fix it>".
+_FIX_SEP = "|"
+
+
+class Hyperparameters(BaseModel):
+    """Hyperparameters passed to ``train.py`` as ``--name value``. All optional; names as in the seed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, populate_by_name=False)
+
+    epochs: int | None = Field(default=None, ge=1, le=1000, description="training epochs")
+    batch_size: int | None = Field(default=None, alias="batch-size", ge=1, le=1024)
+    test_batch_size: int | None = Field(default=None, alias="test-batch-size", ge=1, le=1024)
+    lr: float | None = Field(default=None, gt=0, le=10, description="learning rate of the head")
+    momentum: float | None = Field(default=None, ge=0, lt=1, description="SGD momentum")
+    num_classes: int | None = Field(
+        default=None, alias="num-classes", ge=2, le=1000, description="must equal the dataset's class count"
+    )
+    arch: Arch | None = Field(default=None, description="backbone")
+    pretrained: bool | None = Field(default=None, description="start from ImageNet weights")
+    augment: bool | None = Field(default=None, description="the seed's crop / flip / affine augmentation")
+    image_size: int | None = Field(default=None, alias="image-size", ge=32, le=1024)
+    freeze_epochs: int | None = Field(
+        default=None, alias="freeze-epochs", ge=0, le=1000, description="epochs that train only the head"
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    workers: int | None = Field(default=None, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _freeze_within_epochs(self) -> Hyperparameters:
+        if self.freeze_epochs is not None and self.epochs is not None and self.freeze_epochs > self.epochs:
+            raise ValueError(
+                f"freeze-epochs ({self.freeze_epochs}) is larger than epochs ({self.epochs})"
+                f"{_FIX_SEP}make freeze-epochs at most epochs"
+            )
+        return self
+
+    def given(self) -> dict[str, Any]:
+        """The hyperparameters the manifest set, keyed by their ``train.py`` flag names."""
+        return dict(self.model_dump(by_alias=True, exclude_none=True))
+
+
+class Manifest(BaseModel):
+    """An experiment manifest: which experiment, which dataset, a comment, hyperparameters."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    experiment: str = Field(min_length=1, max_length=naming.MAX_EXPERIMENT_NAME)
+    dataset: str = Field(min_length=1, max_length=layout.MAX_KEY_LENGTH)
+    comment: str = Field(default="", max_length=MAX_COMMENT)
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    code: str | None = Field(default=None, description="code/<sha256>: a ml_code bundle in this bucket")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_name(cls, value: str) -> str:
+        if not naming.is_valid_experiment_name(value):
+            raise ValueError(
+                "is not a valid SageMaker experiment name"
+                f"{_FIX_SEP}use only letters, digits and hyphens, starting and ending with a letter or digit, "
+                "at most 120 characters (e.g. cats-v2)"
+            )
+        return value
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_ref(cls, value: str) -> str:
+        dataset_id_from_ref(value)
+        return value
+
+    @field_validator("code")
+    @classmethod
+    def _code_ref(cls, value: str | None) -> str | None:
+        if value is not None:
+            code_hash_from_ref(value)
+        return value
+
+    @property
+    def dataset_id(self) -> str:
+        return dataset_id_from_ref(self.dataset)
+
+    @property
+    def code_hash(self) -> str | None:
+        return code_hash_from_ref(self.code) if self.code else None
+
+
+def dataset_id_from_ref(ref: str) -> str:
+    """``datasets/<id>`` (a trailing slash is fine) → ``<id>``; anything that leaves the layout is refused."""
+    if ref.startswith("s3://") or "://" in ref:
+        raise ValueError(f"is a URI; datasets are read only from this bucket{_FIX_SEP}{_DATASET_FIX}")
+    if ref.startswith("/"):
+        raise ValueError(f"is an absolute path{_FIX_SEP}{_DATASET_FIX}")
+    parts = ref.rstrip("/").split("/")
+    if ".." in parts or "." in parts:
+        raise ValueError(f"contains '..' or '.' and would leave the datasets/ prefix{_FIX_SEP}{_DATASET_FIX}")
+    if len(parts) != 2 or parts[0] + "/" != layout.DATASETS_PREFIX:
+        raise ValueError(f"is not one folder directly under datasets/{_FIX_SEP}{_DATASET_FIX}")
+    if not layout.DATASET_ID_RE.match(parts[1]):
+        raise ValueError(
+            f"has an invalid dataset id{_FIX_SEP}use letters, digits, '.', '_' and '-' (at most 128), "
+            "starting with a letter or digit"
+        )
+    return parts[1]
+
+
+_DATASET_FIX = "write datasets/<dataset-id>, e.g. datasets/2026-11-28T064300Z"
+
+
+def code_hash_from_ref(ref: str) -> str:
+    """``code/<sha256>`` (optionally ``/`` or ``/sourcedir.tar.gz`` after it) → the hash."""
+    parts = ref.rstrip("/").split("/")
+    if parts and parts[-1] == layout.CODE_BUNDLE:
+        parts = parts[:-1]
+    if len(parts) != 2 or parts[0] + "/" != layout.CODE_PREFIX or not layout.CODE_HASH_RE.match(parts[1]):
+        raise ValueError(
+            "is not a code bundle in this bucket's code/ prefix (code from anywhere else is never run)"
+            f"{_FIX_SEP}write code/<64-hex sha256> as printed by `nyanops code push`, or leave it out"
+        )
+    return parts[1]
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """Decode and validate a manifest file, raising ``UploadRejected`` with every problem found."""
+    if len(raw) == 0:
+        raise UploadRejected.one("(file)", "the manifest is empty", "upload a JSON object like docs/manifest.md shows")
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise UploadRejected.one(
+            "(file)",
+            f"the manifest is {len(raw)} bytes, larger than the {MAX_MANIFEST_BYTES} byte limit",
+            "a manifest only names the experiment, dataset, comment and hyperparameters; keep it small",
+        )
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise UploadRejected.one(
+            "(file)", "the manifest starts with a UTF-8 byte order mark (BOM)", "save it as UTF-8 without BOM"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UploadRejected.one(
+            "(file)", f"the manifest is not UTF-8 text (byte {exc.start})", "save it as UTF-8 JSON"
+        ) from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise UploadRejected.one(
+            "(file)",
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            "fix the JSON syntax (a linter such as `python -m json.tool FILE` shows where)",
+        ) from None
+    except _NonFiniteNumber as exc:
+        raise UploadRejected.one(
+            "(file)", f"{exc.args[0]} is not a valid JSON number", "use a finite number"
+        ) from None
+    return validate_manifest(data)
+
+
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NonFiniteNumber(name)
+
+
+def validate_manifest(data: Any) -> Manifest:
+    """Validate already-decoded JSON against the schema (through Powertools' parser)."""
+    if not isinstance(data, dict):
+        raise UploadRejected.one(
+            "(file)",
+            f"the manifest must be a JSON object, got a {_json_type(data)}",
+            'wrap it as {"experiment": ..., "dataset": ..., "hyperparameters": {...}}',
+        )
+    try:
+        return parse(event=data, model=Manifest)
+    except ValidationError as exc:
+        raise UploadRejected([_problem(err) for err in exc.errors()]) from None
+    except Exception as exc:  # Powertools wraps some pydantic failures
+        cause = exc.__cause__
+        if isinstance(cause, ValidationError):
+            raise UploadRejected([_problem(err) for err in cause.errors()]) from None
+        raise
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(file)"
+
+
+def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Hyperparameters if loc[:1] == ("hyperparameters",) else Manifest
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _problem(err: Any) -> Problem:
+    """Turn one pydantic error into a sentence naming the field, what is wrong and how to fix it."""
+    loc = tuple(err.get("loc", ()))
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    given = err.get("input")
+    name = _field_name(loc)
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return Problem(name, "unknown field", f"{hint}allowed fields here: {', '.join(allowed)}")
+    if kind == "missing":
+        return Problem(name, "required field is missing", f"add \"{loc[-1]}\" to the manifest")
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return Problem(name, f"must be a whole number, got {_show(given)}", "write an integer without quotes, e.g. 10")
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return Problem(name, f"must be a finite number, got {_show(given)}", "write a number without quotes, e.g. 0.01")
+    if kind in ("bool_type", "bool_parsing"):
+        return Problem(name, f"must be true or false, got {_show(given)}", "write true or false without quotes")
+    if kind in ("string_type",):
+        return Problem(name, f"must be a string, got {_show(given)}", "put the value in double quotes")
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return Problem(name, f"must be a JSON object, got {_show(given)}", 'write it as {"name": value, ...}')
+    if kind in ("enum", "literal_error"):
+        return Problem(name, f"unknown value {_show(given)}", f"use one of: {ctx.get('expected', '')}")
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "greater_than": ("greater than", "gt"),
+        "less_than_equal": ("at most", "le"),
+        "less_than": ("less than", "lt"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return Problem(name, f"must be {words} {ctx.get(key)}, got {_show(given)}", f"use a value {words} {ctx.get(key)}")
+    if kind == "string_too_short":
+        return Problem(name, "must not be empty", "fill it in")
+    if kind == "string_too_long":
+        return Problem(name, f"is too long (at most {ctx.get('max_length')} characters)", "shorten it")
+    if kind == "value_error":
+        what, _, fix = str(ctx.get("error") or err.get("msg", "invalid value")).partition(_FIX_SEP)
+        shown = "" if isinstance(given, dict) else f"{_show(given)} "
+        return Problem(name, f"{shown}{what}", fix or "see docs/manifest.md")
+    return Problem(name, str(err.get("msg", "invalid value")), "see docs/manifest.md for the allowed values")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,54 @@
+"""Small interfaces the core talks to. AWS implementations live in ``aws_adapters``; local ones in
+``nyanops.local``. Handlers create the concrete objects once and inject them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None = None
+    last_modified: datetime | None = None
+    version_id: str | None = None
+
+
+class ObjectNotFound(KeyError):
+    """The key (or that version of it) does not exist."""
+
+
+class ObjectStore(Protocol):
+    """The bucket: S3, or a directory that mirrors its keys."""
+
+    @property
+    def bucket(self) -> str: ...
+
+    def get(self, key: str, version_id: str | None = None) -> bytes: ...
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+
+@dataclass(frozen=True)
+class StartResult:
+    execution_name: str
+    started: bool  # False: an execution of that name already existed (a duplicated event)
+    execution_id: str | None = None
+
+
+class ExecutionStarter(Protocol):
+    """Starts the state machine; a second start with the same name is reported, not an error."""
+
+    def start(self, name: str, execution_input: dict[str, Any]) -> StartResult: ...
+
+
+class Notifier(Protocol):
+    def publish(self, subject: str, message: str) -> None: ...

@@ -1,0 +1,60 @@
+"""Configuration read once from the environment and validated loudly (no silent defaults for ARNs
+or buckets). ``template.yaml`` sets every variable here; a test keeps the two in step."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nyanops.core import best_model
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+class PipelineSettings(BaseModel):
+    """What the execution input needs besides the upload: where, how long, spot or not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str = Field(min_length=3, alias="BUCKET_NAME")
+    region: str = Field(min_length=1, alias="AWS_REGION")
+    default_experiment: str = Field(default="cats", alias="DEFAULT_EXPERIMENT")
+    primary_metric: str = Field(default=best_model.DEFAULT_PRIMARY_METRIC, alias="PRIMARY_METRIC")
+    use_spot: bool = Field(default=False, alias="USE_SPOT")
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=432000, alias="MAX_RUNTIME_SECONDS")
+    evaluation_max_runtime_seconds: int = Field(default=1800, ge=60, le=432000, alias="EVALUATION_MAX_RUNTIME_SECONDS")
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        return best_model.check_metric(value)
+
+
+class StartPipelineSettings(PipelineSettings):
+    state_machine_arn: str = Field(min_length=1, alias="STATE_MACHINE_ARN")
+    topic_arn: str = Field(min_length=1, alias="TOPIC_ARN")
+
+
+class RecordResultsSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str = Field(min_length=3, alias="BUCKET_NAME")
+    lock_table: str = Field(min_length=1, alias="EXPERIMENT_LOCK_TABLE")
+
+
+def load_settings(model: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """Build ``model`` from environment variables, naming every missing or bad variable."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        return model.model_validate(env)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise SettingsError("bad or missing environment variables: " + "; ".join(lines)) from None
