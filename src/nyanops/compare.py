@@ -1,0 +1,94 @@
+"""The comparison table of an experiment's trials: one row per trial, the hyperparameters that
+differ between trials, the metrics, the best trial marked. Works on ``TrialRecord`` lists from
+either store (SQLite locally, SageMaker Experiments on AWS)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nyanops.core.experiments import TrialRecord
+
+METRIC_COLUMNS = (("accuracy", "acc"), ("macro_precision", "prec"), ("macro_recall", "rec"), ("macro_f1", "f1"))
+BASE_COLUMNS = ("best", "when", "status", "dataset")
+TAIL_COLUMNS = ("duration", "trial", "comment")
+# Arguments that change how a job runs, not what it learns: never worth a comparison column.
+OPERATIONAL = {"workers", "num-gpus", "dry-run", "weights", "test-batch-size"}
+
+
+def differing_hyperparameters(records: list[TrialRecord]) -> list[str]:
+    """Hyperparameter names whose value is not the same in every trial (missing counts as different)."""
+    # Completed trials carry the values train.py actually used; others only what their manifest set.
+    completed = [r for r in records if r.status == "Completed"]
+    pool = completed if len(completed) >= 2 else records
+    names = sorted({k for r in pool for k in r.hyperparameters} - OPERATIONAL)
+    if len(pool) < 2:
+        return names
+    return [n for n in names if len({json.dumps(r.hyperparameters.get(n), sort_keys=True) for r in pool}) > 1]
+
+
+def rows(records: list[TrialRecord]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Column names and row dicts (raw values, for sorting and JSON)."""
+    hp = differing_hyperparameters(records)
+    columns = [*BASE_COLUMNS, *hp, *(short for _, short in METRIC_COLUMNS), *TAIL_COLUMNS]
+    out = []
+    for r in records:
+        row: dict[str, Any] = {
+            "best": r.is_best,
+            "when": r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "",
+            "status": r.status,
+            "dataset": r.dataset_id,
+        }
+        row.update({name: r.hyperparameters.get(name) for name in hp})
+        row.update({short: r.metrics.get(key) for key, short in METRIC_COLUMNS})
+        row["duration"] = r.duration_seconds
+        row["trial"] = r.trial
+        row["comment"] = r.comment if r.status != "Failed" else (r.error or r.comment)
+        out.append(row)
+    return columns, out
+
+
+def sort_rows(columns: list[str], table: list[dict[str, Any]], by: str | None, descending: bool) -> list[dict[str, Any]]:
+    if by is None:
+        return table
+    if by not in columns:
+        raise ValueError(f"cannot sort by {by!r}; columns are: {', '.join(columns)}")
+
+    def key(row: dict[str, Any]) -> tuple[int, Any]:
+        value = row.get(by)
+        # Missing values sort last whichever the direction.
+        return (0, value) if value is not None else (1, 0)
+
+    present = [r for r in table if r.get(by) is not None]
+    missing = [r for r in table if r.get(by) is None]
+    return sorted(present, key=lambda r: key(r)[1], reverse=descending) + missing
+
+
+def _cell(column: str, value: Any) -> str:
+    if column == "best":
+        return "*" if value else ""
+    if value is None:
+        return "-"
+    if column == "duration":
+        seconds = int(value)
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if isinstance(value, float):
+        return f"{value:.4f}" if column in {s for _, s in METRIC_COLUMNS} else f"{value:g}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+def render(columns: list[str], table: list[dict[str, Any]]) -> str:
+    """A plain-text table (no terminal tricks), best trial marked with ``*``."""
+    cells = [[_cell(c, row.get(c)) for c in columns] for row in table]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def as_json(table: list[dict[str, Any]]) -> str:
+    return json.dumps(table, indent=2, default=str)

@@ -1,0 +1,466 @@
+"""nyanops: the cat-classifier training pipeline on one machine (and a few commands for a deployed stack).
+
+Local commands keep everything under --root (env NYANOPS_ROOT, default ./.nyanops): bucket/ mirrors
+the S3 keys, nyanops.db holds trials and execution history, jobs/ the job working directories and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nyanops import compare
+from nyanops.code_bundle import build_bundle, push_bundle
+from nyanops.core import layout
+from nyanops.core.rejection import UploadRejected
+from nyanops.core.start_pipeline import Outcome, UploadResult
+from nyanops.local import executions as ex
+from nyanops.local.asl import DefinitionError
+from nyanops.local.datasets import add_dataset
+from nyanops.local.progress import Progress
+from nyanops.local.project import ML_CODE, ProjectNotFound
+from nyanops.local.runner import LocalPipeline, default_root
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+SAMPLE_DATA_ENV = "NYANOPS_SAMPLE_DATA"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+def _pipeline(args: argparse.Namespace) -> LocalPipeline:
+    pipeline = LocalPipeline(Path(args.root), Progress(verbose=getattr(args, "verbose", False)))
+    for name in pipeline.reap_orphans():
+        print(f"note: execution {name} was left running by a process that is gone; marked INTERRUPTED")
+    return pipeline
+
+
+def _push_code(pipeline: LocalPipeline) -> str:
+    assert pipeline.project is not None
+    bundle = build_bundle(pipeline.project / ML_CODE)
+    if not push_bundle(pipeline.store, bundle):
+        # Re-pushing identical code makes it the newest again, as `nyanops code push` does on S3.
+        pipeline.store.touch(layout.code_bundle_key(bundle.hash))
+    return bundle.hash
+
+
+def _report_upload(results: list[UploadResult]) -> list[str]:
+    """Print what StartPipeline did; return the names of executions started (or already started)."""
+    names = []
+    for r in results:
+        if r.outcome is Outcome.STARTED:
+            print(f"started execution {r.execution_name}")
+            names.append(r.execution_name)
+        elif r.outcome is Outcome.DUPLICATE:
+            print(f"already started for this upload: execution {r.execution_name} (duplicate event ignored)")
+            names.append(r.execution_name)
+        elif r.outcome is Outcome.REJECTED:
+            print(f"refused {r.key}:", file=sys.stderr)
+            for p in r.problems:
+                print(f"  - {p.field}: {p.problem}\n    fix: {p.fix}", file=sys.stderr)
+            print(f"  (details in {layout.rejection_key(r.key)}; the upload itself is untouched)", file=sys.stderr)
+        else:
+            print(f"nothing to do for {r.key}: {r.reason}")
+    return names
+
+
+def _follow(pipeline: LocalPipeline, names: list[str]) -> int:
+    """Run the named executions here and now; exit status says whether all succeeded."""
+    code = EXIT_OK
+    for name in names:
+        row = pipeline.executions.get(name)
+        if row and row.status == ex.PENDING:
+            row = pipeline.execute(name)
+        elif row and row.status == ex.RUNNING:
+            row = _wait_for(pipeline, name)
+        if row is None or row.status != ex.SUCCEEDED:
+            code = EXIT_RUN_FAILED
+            if row is not None:
+                print(f"execution {name}: {row.status} {row.error or ''}: {row.cause or ''}".rstrip(": "))
+    return code
+
+
+def _wait_for(pipeline: LocalPipeline, name: str) -> ex.ExecutionRow | None:
+    while True:
+        row = pipeline.executions.get(name)
+        if row is None or row.status not in ex.ACTIVE:
+            return row
+        time.sleep(1)
+
+
+def _spawn_worker(root: str) -> None:
+    log = Path(root) / "worker.log"
+    with open(log, "a") as fh:
+        subprocess.Popen(
+            [sys.executable, "-m", "nyanops.local.worker", "--root", root],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    print(f"running in the background (log: {log}); follow with `nyanops executions` / `nyanops execution NAME`")
+
+
+def _print_table(pipeline: LocalPipeline, experiment: str | None, sort: str | None, as_json: bool) -> None:
+    records = pipeline.experiments.list_trials(experiment)
+    if not records:
+        print(f"no trials yet{f' in experiment {experiment}' if experiment else ''}")
+        return
+    for exp in sorted({r.experiment for r in records}):
+        mine = [r for r in records if r.experiment == exp]
+        columns, table = compare.rows(mine)
+        descending = sort is not None and not sort.startswith("+")
+        table = compare.sort_rows(columns, table, sort.lstrip("+-") if sort else None, descending)
+        if as_json:
+            print(compare.as_json([{"experiment": exp, **row} for row in table]))
+        else:
+            print(f"experiment {exp} ({len(mine)} trials, * = best)")
+            print(compare.render(columns, table))
+
+
+# -- commands ------------------------------------------------------------------------------------------
+def cmd_code_push(args: argparse.Namespace) -> int:
+    if args.bucket:
+        import boto3
+
+        from nyanops.core.aws_adapters import S3ObjectStore
+        from nyanops.local.project import project_root
+
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        bundle = build_bundle(project_root() / ML_CODE)
+        store = S3ObjectStore(session.client("s3"), args.bucket)
+        new = push_bundle(store, bundle)
+        if not new:
+            key = layout.code_bundle_key(bundle.hash)
+            session.client("s3").copy_object(
+                Bucket=args.bucket, Key=key, CopySource={"Bucket": args.bucket, "Key": key}, MetadataDirective="REPLACE"
+            )
+        print(f"code/{bundle.hash} {'uploaded' if new else 'already there; marked newest'} in s3://{args.bucket}")
+        return EXIT_OK
+    pipeline = _pipeline(args)
+    print(f"code/{_push_code(pipeline)}")
+    return EXIT_OK
+
+
+def cmd_dataset_add(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    _push_code(pipeline)
+    try:
+        dataset_id, marker = add_dataset(pipeline.store, Path(args.dir), args.name)
+    except UploadRejected as rejected:
+        print(f"refused {args.dir}:", file=sys.stderr)
+        for p in rejected.problems:
+            print(f"  - {p.field}: {p.problem}\n    fix: {p.fix}", file=sys.stderr)
+        print("  nothing was copied", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    counts = ", ".join(f"{s} {sum(c.values())}" for s, c in marker["counts"].items())
+    print(f"added datasets/{dataset_id}: classes {', '.join(marker['classes'])}; {counts} images")
+    if args.no_run:
+        return EXIT_OK
+    names = _report_upload(pipeline.fire(layout.dataset_marker_key(dataset_id)))
+    if args.wait:
+        return _follow(pipeline, names)
+    if names:
+        _spawn_worker(args.root)
+    return EXIT_OK
+
+
+def put_manifest(pipeline: LocalPipeline, path: Path) -> str:
+    """Copy a manifest file under manifests/ without overwriting a different one of the same name."""
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read manifest {path}: {exc.strerror}") from None
+    stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
+    key = layout.manifest_key(stem)
+    existing = pipeline.store.head(key)
+    if existing is not None and pipeline.store.get(key) != body:
+        import hashlib
+
+        key = layout.manifest_key(f"{stem}-{hashlib.sha256(body).hexdigest()[:8]}")
+    pipeline.store.put(key, body)  # identical content again = a new upload (a new version on S3)
+    return key
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    _push_code(pipeline)
+    key = put_manifest(pipeline, Path(args.manifest))
+    print(f"uploaded {key}")
+    results = pipeline.fire(key)
+    names = _report_upload(results)
+    if any(r.outcome is Outcome.REJECTED for r in results):
+        return EXIT_BAD_INPUT
+    if args.wait:
+        return _follow(pipeline, names)
+    if names:
+        _spawn_worker(args.root)
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    _push_code(pipeline)
+    seen: set[tuple[str, str | None]] = set()
+    print(f"watching {pipeline.store.directory} for manifests/*.json and datasets/<id>/_dataset.json (Ctrl-C stops)")
+    while True:
+        for prefix in (layout.MANIFESTS_PREFIX, layout.DATASETS_PREFIX):
+            for obj in pipeline.store.list(prefix):
+                if layout.classify_key(obj.key).kind is layout.KeyKind.IGNORED:
+                    continue
+                if (obj.key, obj.version_id) in seen:
+                    continue
+                seen.add((obj.key, obj.version_id))
+                _report_upload(pipeline.fire(obj.key))
+        pipeline.run_pending()
+        if args.once:
+            return EXIT_OK
+        time.sleep(args.interval)
+
+
+def cmd_experiments(args: argparse.Namespace) -> int:
+    if args.bucket:
+        import boto3
+
+        from nyanops.core.sagemaker_experiments import SageMakerExperimentStore
+
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        store = SageMakerExperimentStore(session.client("sagemaker"), lock=None)  # type: ignore[arg-type]
+        records = store.list_trials(args.name)
+        columns, table = compare.rows(records)
+        print(compare.as_json(table) if args.json else compare.render(columns, table))
+        return EXIT_OK
+    pipeline = _pipeline(args)
+    try:
+        _print_table(pipeline, args.name, args.sort, args.json)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_executions(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    rows = pipeline.executions.list(args.limit)
+    if args.json:
+        print(json.dumps([_execution_summary(r) for r in rows], indent=2, default=str))
+        return EXIT_OK
+    if not rows:
+        print("no executions yet")
+        return EXIT_OK
+    table = [
+        [r.name, r.status, r.experiment or "", r.created_at[:19], _duration(r.duration_seconds), (r.error or "")[:40]]
+        for r in rows
+    ]
+    header = ["execution", "status", "experiment", "created", "duration", "error"]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _duration(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
+
+
+def _execution_summary(r: ex.ExecutionRow) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "status": r.status,
+        "experiment": r.experiment,
+        "source_key": r.source_key,
+        "created_at": r.created_at,
+        "started_at": r.started_at,
+        "stopped_at": r.stopped_at,
+        "duration_seconds": r.duration_seconds,
+        "error": r.error,
+        "cause": r.cause,
+    }
+
+
+def cmd_execution(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    matches = pipeline.executions.find(args.id)
+    exact = [m for m in matches if m.name == args.id]
+    if exact:
+        matches = exact
+    if not matches:
+        raise CliError(f"no execution named {args.id!r}; `nyanops executions` lists them")
+    if len(matches) > 1:
+        raise CliError(f"{args.id!r} matches {len(matches)} executions: " + ", ".join(m.name for m in matches))
+    row = matches[0]
+    events = pipeline.executions.events(row.name)
+    if args.json:
+        print(json.dumps({**_execution_summary(row), "input": row.input, "output": row.output, "events": events},
+                         indent=2, default=str))
+        return EXIT_OK
+    print(f"execution {row.name}\n  status     {row.status}\n  experiment {row.experiment}\n  upload     {row.source_key}")
+    print(f"  created    {row.created_at}\n  duration   {_duration(row.duration_seconds)}")
+    if row.error:
+        print(f"  error      {row.error}: {row.cause}")
+    print("  states:")
+    entered: dict[str, str] = {}
+    for e in events:
+        state = e["state"] or ""
+        if e["type"].endswith("StateEntered"):
+            entered[state] = e["at"]
+        elif e["type"].endswith("StateExited"):
+            start = entered.get(state)
+            took = _seconds_between(start, e["at"]) if start else None
+            print(f"    {e['at'][11:19]}  {state:<20} {'' if took is None else f'{took:7.1f} s'}")
+        elif e["type"].endswith("Failed") or e["type"] in ("ExecutionAborted",):
+            detail = e["detail"] or {}
+            text = detail.get("error") or detail.get("cause") or ""
+            print(f"    {e['at'][11:19]}  {e['type']:<20} {str(text)[:160]}")
+    return EXIT_OK
+
+
+def _seconds_between(a: str, b: str) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+
+
+def find_sample_data(given: str | None, project: Path | None) -> Path:
+    candidates = [given] if given else [os.environ.get(SAMPLE_DATA_ENV)]
+    if not given and project is not None:
+        candidates.append(str(project.parent / "shared" / "datasets" / "cats-dev"))
+    for c in candidates:
+        if c and (Path(c) / "train").is_dir():
+            return Path(c)
+    tried = ", ".join(c for c in candidates if c) or "(nothing)"
+    raise CliError(
+        f"no sample photos found (tried {tried}); pass --data DIR or set {SAMPLE_DATA_ENV} to a folder "
+        "with train/, val/ and test/ class folders of images (ImageFolder layout)"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    data = find_sample_data(args.data, pipeline.project)
+    print(f"== nyanops demo: the whole pipeline on this machine (root {args.root}) ==")
+    print(f"1/3 adding the sample photos from {data} as a new dataset (its arrival starts the first run)")
+    _push_code(pipeline)
+    try:
+        dataset_id, _ = add_dataset(pipeline.store, data)
+    except UploadRejected as rejected:
+        raise CliError(f"the sample data was refused: {rejected.message}") from None
+    first = _report_upload(pipeline.fire(layout.dataset_marker_key(dataset_id)))
+    code = _follow(pipeline, first)
+    print("2/3 a second manifest that differs in one hyperparameter (no augmentation)")
+    manifest = {
+        "experiment": pipeline.settings.default_experiment,
+        "dataset": f"datasets/{dataset_id}",
+        "comment": "demo: same recipe without augmentation",
+        "hyperparameters": {"augment": False},
+    }
+    path = pipeline.root / "demo-no-augment.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    key = put_manifest(pipeline, path)
+    code = max(code, _follow(pipeline, _report_upload(pipeline.fire(key))))
+    print("3/3 comparison")
+    _print_table(pipeline, pipeline.settings.default_experiment, "f1", False)
+    return code
+
+
+# -- parsing -------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nyanops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", default=str(default_root()), help="local pipeline root (env NYANOPS_ROOT; default ./.nyanops)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("demo", cmd_demo, "run the whole pipeline locally on the sample cats and compare two trials")
+    sp.add_argument("--data", help=f"ImageFolder with train/val/test (env {SAMPLE_DATA_ENV}; default ../shared/datasets/cats-dev)")
+    sp.add_argument("-v", "--verbose", action="store_true", help="show every line the jobs print")
+
+    ds = sub.add_parser("dataset", help="datasets").add_subparsers(dest="dataset_command", required=True)
+    sp = ds.add_parser("add", help="copy a folder in as a new immutable dataset (writes _dataset.json last)")
+    sp.set_defaults(func=cmd_dataset_add)
+    sp.add_argument("dir", help="folder with train/, val/, test/ each holding <class>/<image> files")
+    sp.add_argument("--name", help="dataset id (default: a UTC timestamp such as 2026-11-28T064300Z)")
+    sp.add_argument("--wait", action="store_true", help="run the started pipeline here and wait for it")
+    sp.add_argument("--no-run", action="store_true", help="add the dataset without notifying the pipeline")
+    sp.add_argument("-v", "--verbose", action="store_true", help="show every line the jobs print")
+
+    sp = add("run", cmd_run, "start a run exactly as dropping MANIFEST into manifests/ would")
+    sp.add_argument("manifest", help="manifest JSON file (see docs/manifest.md)")
+    sp.add_argument("--wait", action="store_true", help="follow the run to its end; exit status 0 only if it succeeded")
+    sp.add_argument("-v", "--verbose", action="store_true", help="show every line the jobs print")
+
+    sp = add("watch", cmd_watch, "watch the local bucket and start runs for new manifests and completed datasets")
+    sp.add_argument("--interval", type=float, default=2.0, help="seconds between scans (default 2)")
+    sp.add_argument("--once", action="store_true", help="scan once, run what was found, and exit")
+    sp.add_argument("-v", "--verbose", action="store_true", help="show every line the jobs print")
+
+    sp = add("experiments", cmd_experiments, "compare trials, best flagged")
+    sp.add_argument("name", nargs="?", help="experiment (default: all)")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument("--sort", help="column to sort by, descending (prefix + for ascending), e.g. f1, +when, epochs")
+    sp.add_argument("--bucket", help="read a deployed stack's SageMaker Experiments instead of the local store")
+    sp.add_argument("--profile", help="AWS profile (with --bucket)")
+    sp.add_argument("--region", help="AWS region (with --bucket)")
+
+    sp = add("executions", cmd_executions, "list executions, newest first")
+    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("execution", cmd_execution, "one execution, state by state, with timings and errors")
+    sp.add_argument("id", help="execution name (a unique prefix is enough)")
+    sp.add_argument("--json", action="store_true")
+
+    code = sub.add_parser("code", help="ml_code bundles").add_subparsers(dest="code_command", required=True)
+    sp = code.add_parser("push", help="upload ml_code as code/<sha256>/ (local root, or a deployed bucket)")
+    sp.set_defaults(func=cmd_code_push)
+    sp.add_argument("--bucket", help="the deployed stack's bucket (BucketName output)")
+    sp.add_argument("--profile")
+    sp.add_argument("--region")
+
+    return p
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"nyanops: {exc}", file=sys.stderr)
+        return exc.code
+    except (ProjectNotFound, DefinitionError) as exc:
+        print(f"nyanops: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("\nnyanops: interrupted; the execution is marked INTERRUPTED and a new run can start at once",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

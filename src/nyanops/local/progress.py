@@ -1,0 +1,118 @@
+"""What a person watching a local run sees: state by state, and inside training the epoch, loss,
+accuracy and an ETA. On a terminal one status line is redrawn in place; otherwise plain lines."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from typing import Any, TextIO
+
+from nyanops.local.asl import NullListener
+
+EPOCH_RE = re.compile(r"Epoch (\d+)/(\d+)")
+METRIC_RE = re.compile(r"\b(train|val) Loss: ([0-9.]+) Acc: ([0-9.]+)")
+ERROR_RE = re.compile(r"^(error|Error|ERROR)[: ]")
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress(NullListener):
+    """An execution listener plus a job-output sink (``job_line``)."""
+
+    def __init__(self, out: TextIO | None = None, interactive: bool | None = None, verbose: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.interactive = self.out.isatty() if interactive is None else interactive
+        self.verbose = verbose
+        self._state = ""
+        self._state_started = 0.0
+        self._epoch = (0, 0)
+        self._epoch_started = 0.0
+        self._epoch_seconds: list[float] = []
+        self._metrics: dict[str, tuple[float, float]] = {}
+        self._line_open = False
+
+    # -- output helpers ----------------------------------------------------------------------------
+    def _print(self, text: str) -> None:
+        if self._line_open:
+            self.out.write("\r\033[K")
+            self._line_open = False
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _status(self, text: str) -> None:
+        if self.interactive:
+            self.out.write("\r\033[K" + text)
+            self.out.flush()
+            self._line_open = True
+
+    # -- the listener ------------------------------------------------------------------------------
+    def execution_started(self, name: str, input: Any) -> None:
+        self._print(f"execution {name}: experiment {input.get('experiment')}, dataset {input['dataset']['id']}")
+
+    def state_entered(self, state_name: str, state_type: str, input: Any) -> None:
+        self._state, self._state_started = state_name, time.monotonic()
+        self._epoch, self._epoch_seconds, self._metrics = (0, 0), [], {}
+        if state_type in ("Task", "Fail"):
+            self._status(f"  {state_name} ...")
+
+    def state_exited(self, state_name: str, output: Any) -> None:
+        took = time.monotonic() - self._state_started
+        self._print(f"  {state_name:<14} done in {took:6.1f} s")
+
+    def state_retry(self, state_name: str, error: str, cause: str | None, attempt: int, delay_seconds: float) -> None:
+        self._print(f"  {state_name:<14} {error}; retry {attempt} in {delay_seconds:.1f} s")
+
+    def state_caught(self, state_name: str, error: str, next_state: str) -> None:
+        self._print(f"  {state_name:<14} failed with {error} -> {next_state}")
+
+    def execution_succeeded(self, output: Any) -> None:
+        self._print("  SUCCEEDED")
+
+    def execution_failed(self, error: str | None, cause: str | None) -> None:
+        self._print(f"  FAILED: {error}: {cause}")
+
+    def execution_aborted(self, reason: str) -> None:
+        self._print(f"  INTERRUPTED: {reason}")
+
+    # -- job output --------------------------------------------------------------------------------
+    def job_line(self, state: str, line: str) -> None:
+        if self.verbose or ERROR_RE.match(line):
+            self._print(f"    {state}| {line}")
+        m = EPOCH_RE.search(line)
+        if m:
+            now = time.monotonic()
+            if self._epoch[0]:
+                self._epoch_seconds.append(now - self._epoch_started)
+            self._epoch, self._epoch_started = (int(m.group(1)), int(m.group(2))), now
+            self._redraw()
+            return
+        m = METRIC_RE.search(line)
+        if m:
+            self._metrics[m.group(1)] = (float(m.group(2)), float(m.group(3)))
+            if m.group(1) == "val":
+                if not self.interactive:
+                    self._print(f"    {self._describe()}")
+                else:
+                    self._redraw()
+
+    def _describe(self) -> str:
+        epoch, total = self._epoch
+        parts = [f"{self._state} epoch {epoch}/{total}"]
+        for split in ("train", "val"):
+            if split in self._metrics:
+                loss, acc = self._metrics[split]
+                parts.append(f"{split} loss {loss:.4f} acc {acc:.4f}")
+        if self._epoch_seconds and total:
+            per_epoch = sum(self._epoch_seconds) / len(self._epoch_seconds)
+            parts.append(f"ETA {_clock(per_epoch * (total - epoch + 1))}")
+        return "  ".join(parts)
+
+    def _redraw(self) -> None:
+        self._status("  " + self._describe())
+
+    def publish(self, topic: str, subject: str, message: str) -> None:
+        self._print(f"  [notification] {subject}\n" + "\n".join("    " + line for line in message.splitlines()))

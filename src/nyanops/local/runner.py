@@ -1,0 +1,300 @@
+"""The local pipeline: the same handlers, the same state machine file and the same ML scripts,
+wired to a directory bucket and SQLite instead of S3, Step Functions, SageMaker and SNS."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote_plus
+
+from nyanops.core import layout
+from nyanops.core.experiments import ExperimentStore
+from nyanops.core.record_results import RecordResultsDeps
+from nyanops.core.settings import PipelineSettings
+from nyanops.core.start_pipeline import StartPipelineDeps, UploadResult
+from nyanops.local import executions as ex
+from nyanops.local.asl import ExecutionListener, NullListener, StateMachine, load_state_machine
+from nyanops.local.bucket import LOCAL_BUCKET, LocalObjectStore
+from nyanops.local.database import connect
+from nyanops.local.experiment_store import SQLiteExperimentStore
+from nyanops.local.integrations import LocalSageMaker, LocalTaskRunner, function_arn, topic_arn
+from nyanops.local.progress import Progress
+from nyanops.local.project import FUNCTIONS, STATE_MACHINE, project_root
+
+# Handlers log JSON to stdout and emit metrics on AWS; locally the CLI speaks for them.
+POWERTOOLS_LOCAL_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "nyanops-local",
+    "POWERTOOLS_METRICS_NAMESPACE": "nyanops",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+FUNCTION_DIRS = {"StartPipeline": "start_pipeline", "RecordResults": "record_results"}
+INTERRUPTED_MESSAGE = "interrupted: the local run was stopped (Ctrl-C, kill or crash) before it finished"
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("NYANOPS_ROOT", ".nyanops"))
+
+
+def local_settings() -> PipelineSettings:
+    env = os.environ
+    return PipelineSettings.model_validate(
+        {
+            "BUCKET_NAME": LOCAL_BUCKET,
+            "AWS_REGION": "local",
+            "DEFAULT_EXPERIMENT": env.get("NYANOPS_DEFAULT_EXPERIMENT", "cats"),
+            "PRIMARY_METRIC": env.get("NYANOPS_PRIMARY_METRIC", "macro_f1"),
+            "USE_SPOT": "false",
+            "MAX_RUNTIME_SECONDS": env.get("NYANOPS_MAX_RUNTIME_SECONDS", "3600"),
+            "EVALUATION_MAX_RUNTIME_SECONDS": env.get("NYANOPS_EVALUATION_MAX_RUNTIME_SECONDS", "1800"),
+        }
+    )
+
+
+def substitutions() -> dict[str, str]:
+    """The DefinitionSubstitutions ``template.yaml`` fills on AWS, with local values."""
+    return {
+        "TrainingImage": "local/python",
+        "SageMakerRoleArn": "arn:aws:iam::000000000000:role/nyanops-local-sagemaker",
+        "TrainingInstanceType": "ml.m5.xlarge",
+        "ProcessingInstanceType": "ml.m5.xlarge",
+        "RecordResultsFunctionArn": function_arn("RecordResults"),
+        "ResultsTopicArn": topic_arn("nyanops-results"),
+    }
+
+
+def load_handler(project: Path, function_dir: str) -> ModuleType:
+    """Import ``functions/<dir>/app.py`` under a unique name (every function's module is ``app``)."""
+    for key, value in POWERTOOLS_LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    path = project / FUNCTIONS / function_dir / "app.py"
+    name = f"nyanops_function_{function_dir}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class ConsoleNotifier:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def publish(self, subject: str, message: str) -> None:
+        self.progress.publish("local", subject, message)
+
+
+class HistoryRecorder(NullListener):
+    """Persists every history event of one execution (so other processes can show it), and
+    forwards the progress callbacks to the display."""
+
+    def __init__(self, store: ex.ExecutionStore, name: str, display: ExecutionListener) -> None:
+        self.store, self.name, self.display = store, name, display
+
+    def history_event(self, event: dict[str, Any]) -> None:
+        details = event.get("details") or {}
+        state = details.get("name") if isinstance(details, dict) else None
+        self.store.add_event(self.name, event["type"], state, details)
+
+    def execution_started(self, name: str, input: Any) -> None:
+        self.display.execution_started(name, input)
+
+    def state_entered(self, state_name: str, state_type: str, input: Any) -> None:
+        self.display.state_entered(state_name, state_type, input)
+
+    def state_exited(self, state_name: str, output: Any) -> None:
+        self.display.state_exited(state_name, output)
+
+    def state_retry(self, state_name: str, error: str, cause: str | None, attempt: int, delay_seconds: float) -> None:
+        self.display.state_retry(state_name, error, cause, attempt, delay_seconds)
+
+    def state_caught(self, state_name: str, error: str, next_state: str) -> None:
+        self.display.state_caught(state_name, error, next_state)
+
+    def execution_succeeded(self, output: Any) -> None:
+        self.display.execution_succeeded(output)
+
+    def execution_failed(self, error: str | None, cause: str | None) -> None:
+        self.display.execution_failed(error, cause)
+
+    def execution_aborted(self, reason: str) -> None:
+        self.display.execution_aborted(reason)
+
+
+class NotPending(RuntimeError):
+    """The execution is not waiting to run (another process took it, or it already ran)."""
+
+
+@dataclass
+class LocalPipeline:
+    root: Path
+    progress: Progress
+    python: str = sys.executable
+    project: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.project = self.project or project_root()
+        self.root = self.root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.store = LocalObjectStore(self.root / "bucket")
+        self.store.directory.mkdir(exist_ok=True)
+        self.db = connect(self.root / "nyanops.db")
+        self.experiments: ExperimentStore = SQLiteExperimentStore(self.db)
+        self.executions = ex.ExecutionStore(self.db)
+        self.settings = local_settings()
+        self._machine: StateMachine | None = None
+        self._functions: dict[str, ModuleType] = {}
+
+    # -- wiring --------------------------------------------------------------------------------------
+    @property
+    def machine(self) -> StateMachine:
+        if self._machine is None:
+            assert self.project is not None
+            self._machine = load_state_machine(self.project / STATE_MACHINE, substitutions())
+        return self._machine
+
+    def function(self, name: str) -> ModuleType:
+        """The real handler module, wired to the local adapters (created once)."""
+        if name not in self._functions:
+            assert self.project is not None
+            module = load_handler(self.project, FUNCTION_DIRS[name])
+            if name == "StartPipeline":
+                module.set_deps(
+                    StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings)
+                )
+            else:
+                module.set_deps(RecordResultsDeps(self.store, self.experiments))
+            self._functions[name] = module
+        return self._functions[name]
+
+    def task_runner(self) -> LocalTaskRunner:
+        sagemaker = LocalSageMaker(self.store, self.root / "jobs", self.python, self.progress.job_line)
+        functions = {function_arn(n): self.function(n) for n in FUNCTION_DIRS}
+        return LocalTaskRunner(sagemaker, functions, self.progress.publish)
+
+    # -- uploads -------------------------------------------------------------------------------------
+    def upload_event(self, key: str) -> dict[str, Any]:
+        """The EventBridge ``Object Created`` event S3 would send for ``key``."""
+        info = self.store.head(key)
+        if info is None:
+            raise FileNotFoundError(f"{key} is not in the local bucket {self.store.directory}")
+        return {
+            "version": "0",
+            "id": f"local-{info.version_id}",
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": "000000000000",
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "region": "local",
+            "resources": [f"arn:aws:s3:::{self.store.bucket}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": self.store.bucket},
+                "object": {"key": quote_plus(key, safe="/"), "size": info.size, "etag": info.etag,
+                           "version-id": info.version_id, "sequencer": info.version_id},
+                "request-id": "local",
+                "requester": "local",
+                "reason": "PutObject",
+            },
+        }
+
+    def fire(self, key: str) -> list[UploadResult]:
+        """Send the upload event for ``key`` to the real StartPipeline handler."""
+        from nyanops.core.start_pipeline import Outcome
+
+        response = self.function("StartPipeline").lambda_handler(self.upload_event(key), _context("StartPipeline"))
+        return [
+            UploadResult(
+                Outcome(r["outcome"]),
+                r["key"],
+                r["execution_name"],
+                [_problem(p) for p in r["problems"]],
+                r["reason"],
+            )
+            for r in response["results"]
+        ]
+
+    # -- executions ----------------------------------------------------------------------------------
+    def reap_orphans(self) -> list[str]:
+        """Executions left RUNNING by a process that died: mark them interrupted, fail their trial."""
+        names = []
+        for row in self.executions.orphaned():
+            self._interrupt(row.name, row.input)
+            names.append(row.name)
+        return names
+
+    def _interrupt(self, name: str, execution_input: dict[str, Any]) -> None:
+        self.executions.add_event(name, "ExecutionAborted", None, {"cause": INTERRUPTED_MESSAGE})
+        self.executions.finish(name, ex.INTERRUPTED, error="Interrupted", cause=INTERRUPTED_MESSAGE)
+        self.experiments.fail_trial(
+            execution_input["experiment"], execution_input["trial"], INTERRUPTED_MESSAGE, datetime.now(timezone.utc)
+        )
+
+    def execute(self, name: str) -> ex.ExecutionRow:
+        """Run one pending execution in this process, to the end (or until interrupted)."""
+        machine = self.machine  # a definition the executor refuses must fail before the run is claimed
+        if not self.executions.claim(name):
+            row = self.executions.get(name)
+            raise NotPending(f"execution {name} is not pending (status {row.status if row else 'unknown'})")
+        row = self.executions.get(name)
+        assert row is not None
+        recorder = HistoryRecorder(self.executions, name, self.progress)
+        try:
+            result = machine.run(row.input, execution_name=name, task_runner=self.task_runner(), listener=recorder)
+        except (KeyboardInterrupt, SystemExit):
+            self._interrupt(name, row.input)
+            raise
+        except Exception as exc:  # a fault of the local runner itself, not of a task
+            self.executions.finish(name, ex.FAILED, error=type(exc).__name__, cause=str(exc))
+            self.experiments.fail_trial(row.input["experiment"], row.input["trial"], f"local runner error: {exc}",
+                                        datetime.now(timezone.utc))
+            raise
+        status = ex.SUCCEEDED if result.status == "SUCCEEDED" else ex.FAILED
+        self.executions.finish(name, status, output=result.output, error=result.error, cause=result.cause)
+        final = self.executions.get(name)
+        assert final is not None
+        return final
+
+    def run_pending(self) -> list[ex.ExecutionRow]:
+        done = []
+        for name in self.executions.pending():
+            try:
+                done.append(self.execute(name))
+            except NotPending:
+                continue
+        return done
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _context(function_name: str) -> Any:
+    from nyanops.local.integrations import LambdaContext
+
+    return LambdaContext(function_name)
+
+
+def _problem(p: dict[str, str]) -> Any:
+    from nyanops.core.rejection import Problem
+
+    return Problem(p["field"], p["problem"], p["fix"])
+
+
+def dataset_key_for(dataset_id: str) -> str:
+    return layout.dataset_marker_key(dataset_id)
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
