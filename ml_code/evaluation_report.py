@@ -1,0 +1,1 @@
+../src/nyanops/core/evaluation_report.py

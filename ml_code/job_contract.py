@@ -1,0 +1,117 @@
+"""The SageMaker job contract shared by train.py and evaluation.py: paths with fallbacks, boolean
+hyperparameters, the one-line failure reason, and exit codes.
+
+SageMaker passes hyperparameters as ``--name value`` strings and writes a failed job's reason from
+``/opt/ml/output/failure``; outside a container the same scripts run with local fallbacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+EXIT_INPUT_ERROR = 2
+EXIT_FAILURE = 1
+SAGEMAKER_OUTPUT_DIR = "/opt/ml/output"
+
+
+class InputError(Exception):
+    """Bad input the user can fix (a file, a folder, an argument); the message says what and how."""
+
+
+def str2bool(value: str | bool) -> bool:
+    """argparse type for SageMaker's string hyperparameters: true/false/1/0/yes/no (any case)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "y", "on"):
+        return True
+    if text in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false/1/0, got {value!r}")
+
+
+def bounded(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False):
+    """argparse type: ``kind`` (int or float) within [low, high] (or (low, high] with ``low_open``)."""
+
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {value!r}") from None
+        if low is not None and (number <= low if low_open else number < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {value}")
+        if high is not None and number > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {value}")
+        return number
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def env_path(*names: str, default: str | None = None) -> str | None:
+    """The first of the environment variables ``names`` that is set, else ``default``."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return default
+
+
+def in_container_default(container_path: str, local_fallback: str) -> str:
+    """``container_path`` when its parent exists (inside SageMaker), else ``local_fallback``."""
+    return container_path if os.path.isdir(os.path.dirname(container_path.rstrip("/"))) else local_fallback
+
+
+def default_failure_file() -> str | None:
+    """Where SageMaker reads a failed job's reason from, when that place exists."""
+    explicit = os.environ.get("SM_OUTPUT_DIR")
+    if explicit:
+        return os.path.join(explicit, "failure")
+    if os.path.isdir(SAGEMAKER_OUTPUT_DIR):
+        return os.path.join(SAGEMAKER_OUTPUT_DIR, "failure")
+    return None
+
+
+def write_failure(message: str, failure_file: str | None) -> None:
+    if not failure_file:
+        return
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(failure_file)), exist_ok=True)
+        with open(failure_file, "w", encoding="utf-8") as fh:
+            fh.write(message + "\n")
+    except OSError as exc:  # the failure reason is best effort; the exit status still reports failure
+        print(f"warning: cannot write failure reason to {failure_file}: {exc}", file=sys.stderr)
+
+
+def run_job(
+    main: Callable[[argparse.Namespace], object],
+    parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse ``argv``, run ``main``; turn failures into one stderr line, the failure file and an exit code.
+
+    Input errors (exit 2) print only the line. Other failures (exit 1) print the traceback first,
+    then the line, so the last line always says what went wrong.
+    """
+    args = parse_args(argv)
+    failure_file = getattr(args, "failure_file", None) or default_failure_file()
+    try:
+        main(args)
+    except InputError as exc:
+        message = f"error: {exc}"
+        code = EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        message, code = "error: interrupted", EXIT_FAILURE
+    except Exception as exc:
+        traceback.print_exc()
+        message = f"error: {exc.__class__.__name__}: {exc}"
+        code = EXIT_FAILURE
+    else:
+        return 0
+    print(message, file=sys.stderr, flush=True)
+    write_failure(message, failure_file)
+    return code
