@@ -1,0 +1,92 @@
+"""template.yaml and the code cannot drift: substitutions, environment variables, parameters."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from nyanops.core import best_model, naming
+from nyanops.core.settings import RecordResultsSettings, StartPipelineSettings
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+# Set by Lambda itself, never by the template.
+RUNTIME_VARIABLES = {"AWS_REGION"}
+# Read by powertools / the logging setup rather than by nyanops' settings models.
+OBSERVABILITY = re.compile(r"^(POWERTOOLS_[A-Z_]+|LOG_LEVEL)$")
+HANDLER_SETTINGS = {"StartPipelineFunction": StartPipelineSettings, "RecordResultsFunction": RecordResultsSettings}
+
+
+def aliases(model: type[BaseModel]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+def function_environment(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    """Globals' variables overlaid with the function's own, as SAM merges them."""
+    merged = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    own = template["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
+    merged.update(own)
+    return merged
+
+
+def test_every_asl_placeholder_has_a_substitution_and_vice_versa(asl_text, resources):
+    placeholders = set(PLACEHOLDER.findall(asl_text))
+    substitutions = set(resources["TrainingPipeline"]["Properties"]["DefinitionSubstitutions"])
+    assert placeholders, "the ASL file has no ${...} placeholders: the pattern is wrong"
+    assert placeholders - substitutions == set(), "placeholders without a DefinitionSubstitutions key"
+    assert substitutions - placeholders == set(), "DefinitionSubstitutions keys the ASL never uses"
+
+
+def test_state_machine_uses_the_asl_file_and_is_standard(resources):
+    props = resources["TrainingPipeline"]["Properties"]
+    assert props["DefinitionUri"] == "statemachine/training_pipeline.asl.json"
+    assert props["Type"] == "STANDARD"
+    assert props["Logging"]["Level"] in ("ERROR", "ALL")
+    assert props["Tracing"]["Enabled"] is True
+
+
+def test_every_variable_a_handler_reads_is_set_and_nothing_else(template):
+    for logical_id, model in HANDLER_SETTINGS.items():
+        env = set(function_environment(template, logical_id))
+        read = aliases(model) - RUNTIME_VARIABLES
+        assert read - env == set(), f"{logical_id}: the code reads variables the template does not set"
+        extra = {name for name in env - read if not OBSERVABILITY.match(name)}
+        assert extra == set(), f"{logical_id}: the template sets variables nothing reads"
+        assert "POWERTOOLS_SERVICE_NAME" in env
+
+
+def test_functions_use_the_layer_and_runtime(template, resources):
+    glob = template["Globals"]["Function"]
+    assert glob["Runtime"] == "python3.11"
+    assert glob["Architectures"] == ["x86_64"]
+    assert glob["Tracing"] == "Active"
+    assert glob["Layers"] == [{"Ref": "SharedCoreLayer"}]
+    layer = resources["SharedCoreLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Properties"]["ContentUri"] == "src"
+    for logical_id, code in (("StartPipelineFunction", "start_pipeline"), ("RecordResultsFunction", "record_results")):
+        assert resources[logical_id]["Properties"]["CodeUri"] == f"functions/{code}"
+
+
+def test_parameters_follow_the_core(template):
+    params = template["Parameters"]
+    assert tuple(params["PrimaryMetric"]["AllowedValues"]) == best_model.PRIMARY_METRICS
+    assert params["PrimaryMetric"]["Default"] == best_model.DEFAULT_PRIMARY_METRIC
+    rule = re.compile(params["DefaultExperimentName"]["AllowedPattern"])
+    assert rule.pattern == naming.EXPERIMENT_NAME_RE.pattern
+    assert rule.match(params["DefaultExperimentName"]["Default"])
+    assert "ml.g4dn.xlarge" in params["TrainingInstanceType"]["AllowedValues"]
+    assert params["TrainingInstanceType"]["Default"] == "ml.m5.xlarge"
+
+
+def test_email_subscription_only_when_an_address_is_given(template, resources):
+    assert resources["ResultsEmailSubscription"]["Condition"] == "HasNotificationEmail"
+    assert template["Conditions"]["HasNotificationEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationEmail"}, ""]}]
+    }
+    assert resources["ResultsTopic"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+def test_outputs(template):
+    assert {"BucketName", "StateMachineArn", "ResultsTopicArn"} <= set(template["Outputs"])
