@@ -46,7 +46,7 @@ class Hyperparameters(BaseModel):
     batch_size: int | None = Field(default=None, alias="batch-size", ge=1, le=1024)
     test_batch_size: int | None = Field(default=None, alias="test-batch-size", ge=1, le=1024)
     lr: float | None = Field(default=None, gt=0, le=10, description="learning rate of the head")
-    momentum: float | None = Field(default=None, ge=0, lt=1, description="SGD momentum")
+    momentum: float | None = Field(default=None, ge=0, le=0.999, description="SGD momentum")
     num_classes: int | None = Field(
         default=None, alias="num-classes", ge=2, le=1000, description="must equal the dataset's class count"
     )

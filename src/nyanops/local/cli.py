@@ -90,8 +90,18 @@ def _follow(pipeline: LocalPipeline, names: list[str]) -> int:
         if row is None or row.status != ex.SUCCEEDED:
             code = EXIT_RUN_FAILED
             if row is not None:
-                print(f"execution {name}: {row.status} {row.error or ''}: {row.cause or ''}".rstrip(": "))
+                print(f"execution {name}: {row.status}: {_failure_of(pipeline, row)}", file=sys.stderr)
     return code
+
+
+def _failure_of(pipeline: LocalPipeline, row: ex.ExecutionRow) -> str:
+    """The recorded cause (the job's FailureReason) beats the state machine's generic PipelineFailed."""
+    trial = next(
+        (t for t in pipeline.experiments.list_trials(row.experiment) if t.trial == row.input.get("trial")), None
+    )
+    if trial is not None and trial.error:
+        return trial.error
+    return f"{row.error}: {row.cause}"
 
 
 def _wait_for(pipeline: LocalPipeline, name: str) -> ex.ExecutionRow | None:

@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -115,6 +116,7 @@ def run_job_process(
             text=True,
             bufsize=1,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
         def stop() -> None:
@@ -141,6 +143,15 @@ def run_job_process(
     if stopped.is_set():
         raise JobStopped(f"MaxRuntimeExceeded: the job ran longer than its {max_seconds} s stopping condition")
     return code
+
+
+def _die_with_parent() -> None:
+    """Linux: the job gets SIGTERM if the runner is killed (even with SIGKILL), so no training outlives it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

@@ -166,18 +166,17 @@ class LocalPipeline:
         return self._machine
 
     def function(self, name: str) -> ModuleType:
-        """The real handler module, wired to the local adapters (created once)."""
+        """The real handler module, wired to this pipeline's local adapters."""
         if name not in self._functions:
             assert self.project is not None
-            module = load_handler(self.project, FUNCTION_DIRS[name])
-            if name == "StartPipeline":
-                module.set_deps(
-                    StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings)
-                )
-            else:
-                module.set_deps(RecordResultsDeps(self.store, self.experiments))
-            self._functions[name] = module
-        return self._functions[name]
+            self._functions[name] = load_handler(self.project, FUNCTION_DIRS[name])
+        module = self._functions[name]
+        # Handler modules are process-wide; (re)point them at this root every time.
+        if name == "StartPipeline":
+            module.set_deps(StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings))
+        else:
+            module.set_deps(RecordResultsDeps(self.store, self.experiments))
+        return module
 
     def task_runner(self) -> LocalTaskRunner:
         sagemaker = LocalSageMaker(self.store, self.root / "jobs", self.python, self.progress.job_line)
