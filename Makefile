@@ -33,7 +33,7 @@ test-ml: $(VENV_ML)/.done  ## training / evaluation / local end-to-end tests (to
 	$(VENV_ML)/bin/pytest -m "ml or e2e" -q
 
 bench: $(VENV_ML)/.done $(VENV)/.done $(VENV_SAM)/.done  ## benchmarks; figures go to docs/benchmarks.md
-	$(VENV_ML)/bin/python bench/ml_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev}
+	$(VENV_ML)/bin/python bench/ml_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev} --seeds 0 1 2
 	$(VENV)/bin/python bench/lambda_bench.py --sam $(VENV_SAM)/bin/sam
 
 build: $(VENV_SAM)/.done  ## sam build (no Docker needed)
