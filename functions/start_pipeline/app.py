@@ -62,8 +62,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=METRIC_NAMES[result.outcome], unit=MetricUnit.Count, value=1)
         logger.info(
             "upload handled",
-            extra={"outcome": result.outcome.value, "key": result.key, "execution": result.execution_name,
-                   "reason": result.reason},
+            extra={
+                "outcome": result.outcome.value,
+                "key": result.key,
+                "execution": result.execution_name,
+                "reason": result.reason,
+            },
         )
         results.append(result.as_dict())
     return {"results": results}

@@ -95,7 +95,9 @@ def test_dataset_add_starts_a_run_with_the_default_manifest_and_the_same_event_t
     assert row.input["hyperparameters"] == {"num-classes": 3}  # defaults: train.py decides the rest
 
 
-def test_bad_manifest_is_refused_with_the_field_named_and_nothing_runs(root: Path, dataset: str, tmp_path: Path, capsys):
+def test_bad_manifest_is_refused_with_the_field_named_and_nothing_runs(
+    root: Path, dataset: str, tmp_path: Path, capsys
+):
     bad = write_manifest(tmp_path, "bad", dataset, hyperparameters={"epochs": "10"})
     assert nyanops(root, "run", str(bad)) == 2
     err = capsys.readouterr().err

@@ -40,7 +40,9 @@ class S3ObjectStore:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise
-        return ObjectInfo(key, r["ContentLength"], r.get("ETag", "").strip('"'), r.get("LastModified"), r.get("VersionId"))
+        return ObjectInfo(
+            key, r["ContentLength"], r.get("ETag", "").strip('"'), r.get("LastModified"), r.get("VersionId")
+        )
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)

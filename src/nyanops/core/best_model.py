@@ -39,18 +39,18 @@ def choose_best(candidates: list[Candidate], metric: str) -> str | None:
     """Return the name of the best trial, or None when no trial has completed with a usable value."""
     check_metric(metric)
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    eligible = [
-        c
-        for c in candidates
-        if c.status == COMPLETED and c.value is not None and math.isfinite(c.value)
-    ]
+    eligible = [c for c in candidates if c.status == COMPLETED and c.value is not None and math.isfinite(c.value)]
     if not eligible:
         return None
     earliest = datetime.max
 
     def key(c: Candidate) -> tuple[float, datetime, str]:
         # max() over (score, -time) is not expressible with datetimes, so sort ascending on the negation.
-        return (-sign * float(c.value or 0.0), c.finished_at.replace(tzinfo=None) if c.finished_at else earliest, c.trial)
+        return (
+            -sign * float(c.value or 0.0),
+            c.finished_at.replace(tzinfo=None) if c.finished_at else earliest,
+            c.trial,
+        )
 
     return sorted(eligible, key=key)[0].trial
 

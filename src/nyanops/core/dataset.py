@@ -99,7 +99,8 @@ def check_structure(dataset_id: str, files: list[DatasetFile]) -> dict[str, dict
             Problem(
                 "dataset",
                 f"non-image files: {_few(prefix, non_images)}",
-                f"keep only images ({', '.join(IMAGE_EXTENSIONS)}) in the dataset; upload the dataset again under a new id",
+                f"keep only images ({', '.join(IMAGE_EXTENSIONS)}) in the dataset; "
+                "upload the dataset again under a new id",
             )
         )
     if empty:

@@ -228,7 +228,7 @@ def build_evaluation_report(
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "created_at": created_at
-        or _dt.datetime.now(_dt.timezone.utc)  # noqa: UP017 - Python 3.9 has no datetime.UTC
+        or _dt.datetime.now(_dt.timezone.utc)
         .replace(microsecond=0)
         .isoformat()
         .replace("+00:00", "Z"),

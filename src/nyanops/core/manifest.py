@@ -182,9 +182,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             "fix the JSON syntax (a linter such as `python -m json.tool FILE` shows where)",
         ) from None
     except _NonFiniteNumber as exc:
-        raise UploadRejected.one(
-            "(file)", f"{exc.args[0]} is not a valid JSON number", "use a finite number"
-        ) from None
+        raise UploadRejected.one("(file)", f"{exc.args[0]} is not a valid JSON number", "use a finite number") from None
     return validate_manifest(data)
 
 
@@ -243,7 +241,7 @@ def _problem(err: Any) -> Problem:
         hint = f"did you mean '{close[0]}'? " if close else ""
         return Problem(name, "unknown field", f"{hint}allowed fields here: {', '.join(allowed)}")
     if kind == "missing":
-        return Problem(name, "required field is missing", f"add \"{loc[-1]}\" to the manifest")
+        return Problem(name, "required field is missing", f'add "{loc[-1]}" to the manifest')
     if kind in ("int_type", "int_from_float", "int_parsing"):
         return Problem(name, f"must be a whole number, got {_show(given)}", "write an integer without quotes, e.g. 10")
     if kind in ("float_type", "float_parsing", "finite_number"):
@@ -264,7 +262,9 @@ def _problem(err: Any) -> Problem:
     }
     if kind in bounds:
         words, key = bounds[kind]
-        return Problem(name, f"must be {words} {ctx.get(key)}, got {_show(given)}", f"use a value {words} {ctx.get(key)}")
+        return Problem(
+            name, f"must be {words} {ctx.get(key)}, got {_show(given)}", f"use a value {words} {ctx.get(key)}"
+        )
     if kind == "string_too_short":
         return Problem(name, "must not be empty", "fill it in")
     if kind == "string_too_long":

@@ -73,11 +73,13 @@ def read_evaluation(store: ObjectStore, run: dict[str, Any]) -> dict[str, Any]:
     try:
         raw = store.get(key)
     except ObjectNotFound:
-        raise evaluation_report.EvaluationReportError(f"{uri}: evaluation.json was not written by the evaluation job") from None
+        raise evaluation_report.EvaluationReportError(
+            uri, "evaluation.json was not written by the evaluation job"
+        ) from None
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise evaluation_report.EvaluationReportError(f"{uri}: not JSON ({exc})") from None
+        raise evaluation_report.EvaluationReportError(uri, f"not JSON ({exc})") from None
     return evaluation_report.validate_evaluation_report(doc)
 
 
@@ -99,6 +101,7 @@ def _record_success(run: dict[str, Any], deps: RecordResultsDeps) -> dict[str, A
     outcome = deps.experiments.complete_trial(run["experiment"], run["trial"], result, metric)
     m = result.metrics
     verdict = "NEW BEST" if outcome.is_best else f"best remains {outcome.best_trial}"
+    new_best = " (new best)" if outcome.is_best else ""
     message = (
         f"Run {run['trial']} of experiment {run['experiment']} finished.\n"
         f"accuracy {m['accuracy']:.4f}  macro precision {m['macro_precision']:.4f}  "
@@ -115,7 +118,7 @@ def _record_success(run: dict[str, Any], deps: RecordResultsDeps) -> dict[str, A
         "is_best": outcome.is_best,
         "best_trial": outcome.best_trial,
         "previous_best": outcome.previous_best,
-        "subject": f"nyanops: {run['experiment']} {metric} {m.get(metric, 0.0):.3f}{' (new best)' if outcome.is_best else ''}"[:100],
+        "subject": f"nyanops: {run['experiment']} {metric} {m.get(metric, 0.0):.3f}{new_best}"[:100],
         "message": message,
     }
 

@@ -133,9 +133,16 @@ class SageMakerExperimentStore:
     def fail_trial(self, experiment: str, trial: str, error: str, finished_at: datetime) -> None:
         name = results_component(trial)
         with self._lock.hold(experiment):
-            params = self._parameters(name)
-            if not params:
+            try:
+                described = self._sm.describe_trial_component(TrialComponentName=name)
+            except ClientError as exc:
+                if _not_found(exc):
+                    return
+                raise
+            # A trial whose results are recorded stays valid even if a later step fails.
+            if (described.get("Status") or {}).get("PrimaryStatus") == best_model.COMPLETED:
                 return
+            params = dict(described.get("Parameters") or {})
             params["error"] = _s(error)
             params["is_best"] = _n(0)
             self._sm.update_trial_component(
@@ -249,7 +256,9 @@ def record_from_component(experiment: str, trial: str, d: dict[str, Any]) -> Tri
         raw = p.get("StringValue", "")
         return {"true": True, "false": False}.get(raw, raw)
 
-    metrics = {k: float(params[k]["NumberValue"]) for k in best_model.HIGHER_IS_BETTER if "NumberValue" in params.get(k, {})}
+    metrics = {
+        k: float(params[k]["NumberValue"]) for k in best_model.HIGHER_IS_BETTER if "NumberValue" in params.get(k, {})
+    }
     cm_raw = text("confusion_matrix")
     return TrialRecord(
         experiment=experiment,
@@ -264,7 +273,9 @@ def record_from_component(experiment: str, trial: str, d: dict[str, Any]) -> Tri
         source_key=text("source_key"),
         hyperparameters={k[len(HP_PREFIX) :]: value(v) for k, v in params.items() if k.startswith(HP_PREFIX)},
         metrics=metrics,
-        per_class_f1={k[len(F1_PREFIX) :]: float(v.get("NumberValue", 0.0)) for k, v in params.items() if k.startswith(F1_PREFIX)},
+        per_class_f1={
+            k[len(F1_PREFIX) :]: float(v.get("NumberValue", 0.0)) for k, v in params.items() if k.startswith(F1_PREFIX)
+        },
         confusion_matrix=json.loads(cm_raw) if cm_raw else {},
         model_location=text("model_location"),
         evaluation_location=text("evaluation_location"),

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nyanops.core import best_model
 
-
 T = TypeVar("T", bound=BaseModel)
 
 

@@ -135,9 +135,7 @@ def check_dataset(store: ObjectStore, dataset_id: str, marker_version: str | Non
             raise _Vanished(f"{marker_key} no longer exists") from None
         has_objects = next(iter(store.list(layout.dataset_prefix(dataset_id))), None) is not None
         problem = (
-            "is still uploading or incomplete: no _dataset.json yet"
-            if has_objects
-            else "does not exist in this bucket"
+            "is still uploading or incomplete: no _dataset.json yet" if has_objects else "does not exist in this bucket"
         )
         raise UploadRejected.one(
             "dataset",

@@ -96,7 +96,9 @@ class ExecutionStore:
         )
         return cur.rowcount == 1
 
-    def finish(self, name: str, status: str, output: Any = None, error: str | None = None, cause: str | None = None) -> None:
+    def finish(
+        self, name: str, status: str, output: Any = None, error: str | None = None, cause: str | None = None
+    ) -> None:
         self._db.execute(
             "UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stopped_at = ? WHERE name = ?",
             (status, json.dumps(output) if output is not None else None, error, cause, now_iso(), name),

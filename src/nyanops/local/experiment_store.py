@@ -83,8 +83,10 @@ class SQLiteExperimentStore:
     def fail_trial(self, experiment: str, trial: str, error: str, finished_at: datetime) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE trials SET status = ?, finished_at = ?, error = ?, is_best = 0 WHERE experiment = ? AND trial = ?",
-                (best_model.FAILED, _ts(finished_at), error, experiment, trial),
+                # A trial whose results are recorded stays valid even if a later step is interrupted.
+                "UPDATE trials SET status = ?, finished_at = ?, error = ?, is_best = 0 "
+                "WHERE experiment = ? AND trial = ? AND status != ?",
+                (best_model.FAILED, _ts(finished_at), error, experiment, trial, best_model.COMPLETED),
             )
 
     def _redecide_best(self, db: sqlite3.Connection, experiment: str, trial: str, metric: str) -> BestOutcome:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -161,10 +162,8 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=5)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     except PermissionError:
         proc.kill()
 
@@ -239,7 +238,9 @@ class LocalSageMaker:
             key = self._local_key(channel["DataSource"]["S3DataSource"]["S3Uri"], f"channel {channel['ChannelName']}")
             path = self.store.path(key.rstrip("/"))
             if not path.is_dir():
-                raise TaskFailed("SageMaker.ValidationException", f"channel {channel['ChannelName']}: {key} has no objects")
+                raise TaskFailed(
+                    "SageMaker.ValidationException", f"channel {channel['ChannelName']}: {key} has no objects"
+                )
             channels[channel["ChannelName"]] = str(path)
         model_dir, out_dir = job / "model", job / "output"
         (out_dir / "data").mkdir(parents=True)
@@ -272,10 +273,8 @@ class LocalSageMaker:
             for metric, regex in regexes:
                 m = regex.search(line)
                 if m:
-                    try:
+                    with contextlib.suppress(ValueError, IndexError):
                         metrics[metric] = float(m.group(1))
-                    except (ValueError, IndexError):
-                        pass
             if self.on_line:
                 self.on_line(ctx.state_name, line)
 
@@ -347,7 +346,9 @@ class LocalSageMaker:
         entry += [self._map_path(a, mapping) for a in app.get("ContainerArguments", [])]
         if entry and entry[0] in ("python", "python3"):
             entry[0] = self.python
-        output = JobOutput(job / "output.log", (lambda line: self.on_line(ctx.state_name, line)) if self.on_line else None)
+        output = JobOutput(
+            job / "output.log", (lambda line: self.on_line(ctx.state_name, line)) if self.on_line else None
+        )
         limit = ctx.timeout_seconds or (params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         started = _now()
         status, reason = "Completed", ""
@@ -378,7 +379,9 @@ class LocalSageMaker:
             local = mapping[item["S3Output"]["LocalPath"].rstrip("/")]
             prefix = self._local_key(item["S3Output"]["S3Uri"], f"output {item['OutputName']}").rstrip("/")
             for f in sorted(p for p in local.rglob("*") if p.is_file()):
-                self.store.put(f"{prefix}/{f.relative_to(local).as_posix()}", f.read_bytes(), "application/octet-stream")
+                self.store.put(
+                    f"{prefix}/{f.relative_to(local).as_posix()}", f.read_bytes(), "application/octet-stream"
+                )
         return describe
 
     def _download(self, key: str, local: Path) -> None:

@@ -173,7 +173,9 @@ class LocalPipeline:
         module = self._functions[name]
         # Handler modules are process-wide; (re)point them at this root every time.
         if name == "StartPipeline":
-            module.set_deps(StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings))
+            module.set_deps(
+                StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings)
+            )
         else:
             module.set_deps(RecordResultsDeps(self.store, self.experiments))
         return module
@@ -201,8 +203,13 @@ class LocalPipeline:
             "detail": {
                 "version": "0",
                 "bucket": {"name": self.store.bucket},
-                "object": {"key": quote_plus(key, safe="/"), "size": info.size, "etag": info.etag,
-                           "version-id": info.version_id, "sequencer": info.version_id},
+                "object": {
+                    "key": quote_plus(key, safe="/"),
+                    "size": info.size,
+                    "etag": info.etag,
+                    "version-id": info.version_id,
+                    "sequencer": info.version_id,
+                },
                 "request-id": "local",
                 "requester": "local",
                 "reason": "PutObject",
@@ -257,8 +264,9 @@ class LocalPipeline:
             raise
         except Exception as exc:  # a fault of the local runner itself, not of a task
             self.executions.finish(name, ex.FAILED, error=type(exc).__name__, cause=str(exc))
-            self.experiments.fail_trial(row.input["experiment"], row.input["trial"], f"local runner error: {exc}",
-                                        datetime.now(timezone.utc))
+            self.experiments.fail_trial(
+                row.input["experiment"], row.input["trial"], f"local runner error: {exc}", datetime.now(timezone.utc)
+            )
             raise
         status = ex.SUCCEEDED if result.status == "SUCCEEDED" else ex.FAILED
         self.executions.finish(name, status, output=result.output, error=result.error, cause=result.cause)
