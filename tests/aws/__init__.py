@@ -1,0 +1,1 @@
+"""Package marker: keeps test module names unique across tests/ folders."""

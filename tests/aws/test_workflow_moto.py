@@ -1,0 +1,166 @@
+"""The real ASL file run by moto's Step Functions engine: upload → StartPipeline → Train → Evaluate →
+RecordResults → Notify, with SageMaker ``.sync`` jobs faked (requests validated by botocore) and the
+RecordResults Lambda run in-process (see moto_sfn_patches)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .conftest import EXAMPLE_MANIFEST, RECORD_RESULTS_ARN, World
+from .moto_sfn_patches import FakeSageMaker, patched_engine, request_errors
+
+
+@pytest.fixture
+def execute_state_machine() -> bool:
+    return True
+
+
+@pytest.fixture
+def fake() -> FakeSageMaker:
+    return FakeSageMaker()
+
+
+@pytest.fixture
+def engine(world: World, fake: FakeSageMaker, lambda_context: Any) -> Iterator[World]:
+    world.put_dataset()
+    world.put_code()
+    record_results = world.handlers[1]
+    with patched_engine(fake, {RECORD_RESULTS_ARN: lambda event: record_results.lambda_handler(event, lambda_context)}):
+        yield world
+
+
+def upload_and_run(world: World, key: str, ctx: Any, **overrides: Any) -> dict[str, Any]:
+    body = json.dumps({**EXAMPLE_MANIFEST, **overrides}).encode()
+    [result] = world.handlers[0].lambda_handler(world.upload_event(key, body), ctx)["results"]
+    assert result["outcome"] == "started", result
+    arn = next(e["executionArn"] for e in world.executions() if e["name"] == result["execution_name"])
+    return world.wait(arn)
+
+
+def history(world: World, execution_arn: str) -> list[dict[str, Any]]:
+    return world.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+
+
+def entered_states(world: World, execution_arn: str) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in history(world, execution_arn)
+            if "stateEnteredEventDetails" in e]
+
+
+def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: FakeSageMaker,
+                                                         lambda_context: Any) -> None:
+    fake.macro_f1 = lambda request: 0.91
+    done = upload_and_run(engine, "manifests/epochs10.json", lambda_context)
+    assert done["status"] == "SUCCEEDED", history(engine, done["executionArn"])[-3:]
+    assert entered_states(engine, done["executionArn"]) == [
+        "RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "Done"]
+    assert fake.request_errors == []
+    assert [op for op, _ in fake.requests] == ["CreateTrainingJob", "CreateProcessingJob"]
+    name = done["name"]
+    output = json.loads(done["output"])
+    model = output["results"]["training"]["model_artifacts"]
+    assert model == f"s3://nyanops-example-bucket/runs/{name}/model/{name}-train/output/model.tar.gz"
+    assert output["results"]["training"]["status"] == "Completed"
+    assert output["results"]["evaluation"] == {"job_name": f"{name}-eval", "status": "Completed"}
+    assert output["results"]["record"]["trial"]["is_best"] is True
+    params = engine.trial_component(name)["Parameters"]
+    assert params["is_best"]["NumberValue"] == 1
+    assert params["macro_f1"]["NumberValue"] == pytest.approx(0.91)
+    assert params["model_location"]["StringValue"] == model
+    assert engine.trial_component(name)["Status"]["PrimaryStatus"] == "Completed"
+    # The processing job read the model the training job wrote; both joined the trial.
+    processing = dict(fake.requests)["CreateProcessingJob"]
+    assert {i["InputName"]: i["S3Input"]["S3Uri"] for i in processing["ProcessingInputs"]}["model"] == model
+    assert processing["ExperimentConfig"]["TrialName"] == name
+    [(subject, message)] = engine.notifications()
+    assert subject == "nyanops: cats macro_f1 0.910 (new best)"
+    assert "NEW BEST" in message
+
+
+def test_two_manifests_two_trials_exactly_one_best(engine: World, fake: FakeSageMaker, lambda_context: Any) -> None:
+    scores = iter([0.60, 0.80])
+    fake.macro_f1 = lambda request: next(scores)
+    first = upload_and_run(engine, "manifests/first.json", lambda_context)
+    second = upload_and_run(engine, "manifests/second.json", lambda_context, comment="more epochs")
+    assert first["status"] == second["status"] == "SUCCEEDED"
+    trials = [t["TrialName"] for t in engine.sm.list_trials(ExperimentName="cats")["TrialSummaries"]]
+    assert sorted(trials) == sorted([first["name"], second["name"]])
+    flags = {t: engine.trial_component(t)["Parameters"]["is_best"]["NumberValue"] for t in trials}
+    assert flags == {first["name"]: 0, second["name"]: 1}
+    assert fake.request_errors == []
+
+
+def test_a_failed_training_job_is_recorded_and_fails_the_execution(engine: World, fake: FakeSageMaker,
+                                                                   lambda_context: Any) -> None:
+    fake.fail_training = lambda request: "AlgorithmError: ExecuteUserScriptError: train.py exited with 1"
+    done = upload_and_run(engine, "manifests/broken.json", lambda_context)
+    assert done["status"] == "FAILED"
+    assert done["error"] == "PipelineFailed"
+    assert entered_states(engine, done["executionArn"]) == [
+        "RegisterTrial", "Train", "RecordFailure", "NotifyFailure", "PipelineFailed"]
+    component = engine.trial_component(done["name"])
+    assert component["Status"]["PrimaryStatus"] == "Failed"
+    assert component["Parameters"]["error"]["StringValue"] == (
+        "States.TaskFailed: AlgorithmError: ExecuteUserScriptError: train.py exited with 1")
+    assert component["Parameters"]["is_best"]["NumberValue"] == 0
+    [(subject, message)] = engine.notifications()
+    assert subject == "nyanops: cats run failed"
+    assert message == (f"Run {done['name']} of experiment cats failed.\n"
+                       "States.TaskFailed: AlgorithmError: ExecuteUserScriptError: train.py exited with 1")
+
+
+def test_a_failure_that_cannot_be_recorded_is_still_notified(engine: World, fake: FakeSageMaker,
+                                                             lambda_context: Any) -> None:
+    """RecordFailure itself fails → NotifyUnrecordedFailure (States.Format over both errors) → PipelineFailed."""
+    fake.fail_training = lambda request: "CapacityError: no ml.m5.large"
+    record_results = engine.handlers[1]
+
+    def handler(event: dict[str, Any]) -> Any:
+        if event["mode"] == "failed":
+            raise RuntimeError("experiments store unavailable")
+        return record_results.lambda_handler(event, lambda_context)
+
+    with patched_engine(fake, {RECORD_RESULTS_ARN: handler}):
+        done = upload_and_run(engine, "manifests/unrecorded.json", lambda_context)
+    assert done["status"] == "FAILED" and done["error"] == "PipelineFailed"
+    assert entered_states(engine, done["executionArn"])[-3:] == [
+        "RecordFailure", "NotifyUnrecordedFailure", "PipelineFailed"]
+    [(subject, message)] = engine.notifications()
+    assert subject == "nyanops: run failed (not recorded)"
+    assert message.startswith(f"Run {done['name']} of experiment cats failed and the failure could not be recorded.")
+    assert "Error: States.TaskFailed: " in message and "CapacityError: no ml.m5.large" in message
+    assert "Recording error: RuntimeError: " in message and "experiments store unavailable" in message
+
+
+def test_a_malformed_sagemaker_request_fails_the_run(engine: World, fake: FakeSageMaker, lambda_context: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request check bites: a string where CreateTrainingJob wants an integer fails the Train task."""
+    from nyanops.core import execution_input
+
+    original = execution_input.build_execution_input
+
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        doc = original(*args, **kwargs)
+        doc["training"]["stopping_condition"] = {"MaxRuntimeInSeconds": "3600"}
+        return doc
+
+    monkeypatch.setattr("nyanops.core.start_pipeline.build_execution_input", broken)
+    done = upload_and_run(engine, "manifests/malformed.json", lambda_context)
+    assert done["status"] == "FAILED"
+    assert any("StoppingCondition.MaxRuntimeInSeconds" in e for e in fake.request_errors), fake.request_errors
+    assert engine.trial_component(done["name"])["Status"]["PrimaryStatus"] == "Failed"
+
+
+def test_request_validation_catches_what_sagemaker_would_refuse() -> None:
+    good = {"ProcessingJobName": "j", "RoleArn": "arn:aws:iam::123456789012:role/r",
+            "AppSpecification": {"ImageUri": "i"},
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                      "VolumeSizeInGB": 30}}}
+    assert request_errors("CreateProcessingJob", good) == []
+    assert request_errors("CreateProcessingJob", {**good, "RoleArn": None})
+    assert any("Unknown parameter" in e for e in request_errors("CreateProcessingJob", {**good, "roleArn": "x"}))
+    missing = {k: v for k, v in good.items() if k != "AppSpecification"}
+    assert any("AppSpecification" in e for e in request_errors("CreateProcessingJob", missing))
