@@ -151,8 +151,26 @@ def test_caught_failure() -> None:
         "Error": "States.TaskFailed",
         "Cause": "AlgorithmError: boom",
     }
-    assert calls["NotifyFailure"]["Message"] == (
-        "Run run-1 of experiment cats failed: States.TaskFailed: AlgorithmError: boom"
+    # NotifyFailure sends RecordFailure's summary, not the raw error.
+    assert calls["NotifyFailure"]["Message"] == "trial failed"
+    assert calls["NotifyFailure"]["Subject"] == "nyanops: failed"
+
+
+def test_failure_that_cannot_be_recorded_is_still_notified() -> None:
+    services = FakeServices(
+        {
+            "Train": [TaskFailed("States.TaskFailed", "AlgorithmError: boom")],
+            "RecordFailure": [TaskFailed("ValueError", "store down")],
+        }
+    )
+    result = run_pipeline(services)
+    assert result.states == [
+        "RegisterTrial", "Train", "RecordFailure", "NotifyUnrecordedFailure", "PipelineFailed"
+    ]
+    calls = {state: params for state, _, params in services.calls}
+    assert calls["NotifyUnrecordedFailure"]["Message"] == (
+        "Run run-1 of experiment cats failed and the failure could not be recorded. "
+        "Error: States.TaskFailed: AlgorithmError: boom. Recording error: ValueError: store down"
     )
 
 
