@@ -59,12 +59,6 @@ def test_the_same_event_after_the_run_finished_is_a_duplicate(ready: World, lamb
     assert len(ready.executions()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: StartExecution is idempotent for Standard workflows (same name + same input while the "
-    "first run is RUNNING returns that run, no ExecutionAlreadyExists), so StepFunctionsStarter reports the "
-    "redelivered event as 'started' again (RunsStarted counted twice); only one execution exists",
-)
 def test_the_same_event_while_the_run_is_running_is_reported_as_duplicate(ready: World, lambda_context: Any) -> None:
     event = ready.upload_event("manifests/epochs10.json", manifest())
     invoke(ready, event, lambda_context)
