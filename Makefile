@@ -30,7 +30,7 @@ test-core: $(VENV)/.done  ## serverless + core + local executor tests (no torch)
 	$(VENV)/bin/pytest -m "not ml and not e2e" -q
 
 test-ml: $(VENV_ML)/.done  ## training / evaluation / local end-to-end tests (torch, CPU)
-	$(VENV_ML)/bin/pytest -m "ml or e2e" -q
+	$(VENV_ML)/bin/pytest -m "ml or e2e" -q tests
 
 bench: $(VENV_ML)/.done $(VENV)/.done $(VENV_SAM)/.done  ## benchmarks; figures go to docs/benchmarks.md
 	$(VENV_ML)/bin/python bench/ml_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev} --seeds 0 1 2

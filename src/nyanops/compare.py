@@ -48,23 +48,36 @@ def rows(records: list[TrialRecord]) -> tuple[list[str], list[dict[str, Any]]]:
     return columns, out
 
 
-def sort_rows(columns: list[str], table: list[dict[str, Any]], by: str | None, descending: bool) -> list[dict[str, Any]]:
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers (bools included) before strings, each in their natural order: hyperparameters read back
+    from SageMaker can mix types in one column, and Python refuses to compare 1 with "1"."""
+    if isinstance(value, (bool, int, float)):
+        return (0, float(value))
+    return (1, str(value))
+
+
+def parse_sort(spec: str | None) -> tuple[str | None, bool]:
+    """``--sort`` syntax: ``f1`` or ``-f1`` descending, ``+f1`` ascending. Returns (column, descending)."""
+    if not spec:
+        return None, False
+    return spec.lstrip("+-"), not spec.startswith("+")
+
+
+def sort_rows(
+    columns: list[str], table: list[dict[str, Any]], by: str | None, descending: bool
+) -> list[dict[str, Any]]:
+    """Rows sorted by one column; rows without a value in it go last whichever the direction."""
     if by is None:
         return table
     if by not in columns:
         raise ValueError(f"cannot sort by {by!r}; columns are: {', '.join(columns)}")
-
-    def key(row: dict[str, Any]) -> tuple[int, Any]:
-        value = row.get(by)
-        # Missing values sort last whichever the direction.
-        return (0, value) if value is not None else (1, 0)
-
     present = [r for r in table if r.get(by) is not None]
     missing = [r for r in table if r.get(by) is None]
-    return sorted(present, key=lambda r: key(r)[1], reverse=descending) + missing
+    return sorted(present, key=lambda r: _sort_key(r[by]), reverse=descending) + missing
 
 
-def _cell(column: str, value: Any) -> str:
+def format_cell(column: str, value: Any) -> str:
+    """One cell as text (the plain table and the HTML report show the same values)."""
     if column == "best":
         return "*" if value else ""
     if value is None:
@@ -82,7 +95,7 @@ def _cell(column: str, value: Any) -> str:
 
 def render(columns: list[str], table: list[dict[str, Any]]) -> str:
     """A plain-text table (no terminal tricks), best trial marked with ``*``."""
-    cells = [[_cell(c, row.get(c)) for c in columns] for row in table]
+    cells = [[format_cell(c, row.get(c)) for c in columns] for row in table]
     widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -92,3 +105,20 @@ def render(columns: list[str], table: list[dict[str, Any]]) -> str:
 
 def as_json(table: list[dict[str, Any]]) -> str:
     return json.dumps(table, indent=2, default=str)
+
+
+def format_experiments(records: list[TrialRecord], sort: str | None = None, json_output: bool = False) -> str:
+    """What ``nyanops experiments`` prints for records of any store: one table per experiment (the
+    differing hyperparameters are decided per experiment), sorted as ``--sort`` says, best marked.
+    ``json_output`` gives one JSON list of rows, each with its ``experiment``. Raises ValueError for
+    an unknown sort column."""
+    by, descending = parse_sort(sort)
+    parts: list[str] = []
+    all_rows: list[dict[str, Any]] = []
+    for exp in sorted({r.experiment for r in records}):
+        mine = [r for r in records if r.experiment == exp]
+        columns, table = rows(mine)
+        table = sort_rows(columns, table, by, descending)
+        all_rows += [{"experiment": exp, **row} for row in table]
+        parts.append(f"experiment {exp} ({len(mine)} trials, * = best)\n{render(columns, table)}")
+    return as_json(all_rows) if json_output else "\n\n".join(parts)

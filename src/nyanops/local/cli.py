@@ -127,19 +127,10 @@ def _spawn_worker(root: str) -> None:
 
 def _print_table(pipeline: LocalPipeline, experiment: str | None, sort: str | None, as_json: bool) -> None:
     records = pipeline.experiments.list_trials(experiment)
-    if not records:
+    if not records and not as_json:
         print(f"no trials yet{f' in experiment {experiment}' if experiment else ''}")
         return
-    for exp in sorted({r.experiment for r in records}):
-        mine = [r for r in records if r.experiment == exp]
-        columns, table = compare.rows(mine)
-        descending = sort is not None and not sort.startswith("+")
-        table = compare.sort_rows(columns, table, sort.lstrip("+-") if sort else None, descending)
-        if as_json:
-            print(compare.as_json([{"experiment": exp, **row} for row in table]))
-        else:
-            print(f"experiment {exp} ({len(mine)} trials, * = best)")
-            print(compare.render(columns, table))
+    print(compare.format_experiments(records, sort, as_json))
 
 
 # -- commands ------------------------------------------------------------------------------------------
@@ -251,8 +242,10 @@ def cmd_experiments(args: argparse.Namespace) -> int:
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
         store = SageMakerExperimentStore(session.client("sagemaker"), lock=None)  # type: ignore[arg-type]
         records = store.list_trials(args.name)
-        columns, table = compare.rows(records)
-        print(compare.as_json(table) if args.json else compare.render(columns, table))
+        try:
+            print(compare.format_experiments(records, args.sort, args.json))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
         return EXIT_OK
     pipeline = _pipeline(args)
     try:
@@ -315,10 +308,17 @@ def cmd_execution(args: argparse.Namespace) -> int:
     row = matches[0]
     events = pipeline.executions.events(row.name)
     if args.json:
-        print(json.dumps({**_execution_summary(row), "input": row.input, "output": row.output, "events": events},
-                         indent=2, default=str))
+        print(
+            json.dumps(
+                {**_execution_summary(row), "input": row.input, "output": row.output, "events": events},
+                indent=2,
+                default=str,
+            )
+        )
         return EXIT_OK
-    print(f"execution {row.name}\n  status     {row.status}\n  experiment {row.experiment}\n  upload     {row.source_key}")
+    print(
+        f"execution {row.name}\n  status     {row.status}\n  experiment {row.experiment}\n  upload     {row.source_key}"
+    )
     print(f"  created    {row.created_at}\n  duration   {_duration(row.duration_seconds)}")
     if row.error:
         print(f"  error      {row.error}: {row.cause}")
@@ -384,13 +384,136 @@ def cmd_demo(args: argparse.Namespace) -> int:
     code = max(code, _follow(pipeline, _report_upload(pipeline.fire(key))))
     print("3/3 comparison")
     _print_table(pipeline, pipeline.settings.default_experiment, "f1", False)
+    report_path = _write_report(pipeline, pipeline.settings.default_experiment, pipeline.root / "report.html")
+    print(f"report (confusion matrices, learning curves, misclassified photos): {report_path}")
     return code
+
+
+def _write_report(pipeline: LocalPipeline, experiment: str | None, output: Path) -> Path:
+    from nyanops import report, report_data
+
+    experiments = report_data.gather_local(pipeline, experiment)
+    html = report.build_report(
+        experiments, primary_metric=pipeline.settings.primary_metric, source=f"local root {pipeline.root}"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(html, encoding="utf-8")
+    return output.resolve()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.bucket:
+        import boto3
+
+        from nyanops import report, report_data
+
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        experiments = report_data.gather_aws(session.client("sagemaker"), session.client("s3"), args.bucket, args.name)
+        if not experiments:
+            raise CliError(f"no trials{f' in experiment {args.name}' if args.name else ''} in SageMaker Experiments")
+        out = Path(args.output or "nyanops-report.html")
+        out.write_text(report.build_report(experiments, source=f"s3://{args.bucket}"), encoding="utf-8")
+        print(out.resolve())
+        return EXIT_OK
+    pipeline = _pipeline(args)
+    if not pipeline.experiments.list_trials(args.name):
+        raise CliError(f"no trials{f' in experiment {args.name}' if args.name else ''} yet; nothing to report")
+    print(_write_report(pipeline, args.name, Path(args.output) if args.output else pipeline.root / "report.html"))
+    return EXIT_OK
+
+
+def _confirm(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise CliError("refusing to delete without confirmation: no terminal to ask on; re-run with --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    if args.bucket:
+        return _cleanup_aws(args)
+    import shutil
+
+    from nyanops import report_data
+
+    pipeline = _pipeline(args)
+    experiment = args.name or pipeline.settings.default_experiment
+    records = pipeline.experiments.list_trials(experiment)
+    if not records:
+        raise CliError(f"no trials in experiment {experiment!r} under {pipeline.root}; nothing to delete")
+    active = [
+        r.name for r in pipeline.executions.list(limit=100_000) if r.experiment == experiment and r.status in ex.ACTIVE
+    ]
+    if active:
+        raise CliError(
+            f"experiment {experiment!r} has executions still running or pending ({', '.join(active)}); "
+            "wait for them (`nyanops executions`) and try again"
+        )
+    executions = report_data.trial_executions(pipeline.db, experiment)
+    runs = sorted({executions.get((r.experiment, r.trial), r.trial) for r in records})
+    run_dirs = [d for d in (pipeline.store.path(layout.run_prefix(n).rstrip("/")) for n in runs) if d.is_dir()]
+    print(f"experiment {experiment} under {pipeline.root}: {len(records)} trial records will be deleted")
+    for r in records:
+        print(f"  trial {r.trial}  {r.status}{'  (best)' if r.is_best else ''}  {r.comment}")
+    if args.runs:
+        print(f"and their run outputs (models, evaluations): {len(run_dirs)} folders")
+        for d in run_dirs:
+            print(f"  {d}")
+    else:
+        print(
+            "run outputs under bucket/runs/ are kept (add --runs to delete them too); "
+            "datasets/, manifests/, code/ and the execution history are never touched"
+        )
+    if not _confirm("delete?", args.yes):
+        print("nothing deleted")
+        return EXIT_OK
+    count = pipeline.experiments.delete_experiment(experiment)  # type: ignore[attr-defined]
+    print(f"deleted {count} trial records of experiment {experiment}")
+    if args.runs:
+        for d in run_dirs:
+            shutil.rmtree(d)
+        print(f"deleted {len(run_dirs)} run output folders")
+    return EXIT_OK
+
+
+def _cleanup_aws(args: argparse.Namespace) -> int:
+    import boto3
+
+    from nyanops.experiment_cleanup import ExperimentCleaner, ExperimentNotFound
+
+    if not args.name:
+        raise CliError("name the experiment to delete: nyanops cleanup NAME --bucket BUCKET")
+    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    cleaner = ExperimentCleaner(session.client("sagemaker"), log=print)
+    try:
+        plan = cleaner.plan(args.name)
+    except ExperimentNotFound:
+        raise CliError(f"no SageMaker experiment named {args.name!r} in this account and region") from None
+    print("SageMaker Experiments: this will be deleted")
+    print(plan.describe())
+    print(f"(the bucket s3://{args.bucket} and its run outputs are not touched)")
+    if not _confirm("delete?", args.yes):
+        print("nothing deleted")
+        return EXIT_OK
+    result = cleaner.delete(plan)
+    print(
+        f"deleted {len(result.deleted_components)} trial components, {len(result.deleted_trials)} trials"
+        f"{' and the experiment' if result.deleted_experiment else ''}"
+    )
+    if result.kept_components:
+        print(f"kept {len(result.kept_components)} components still used by other trials")
+    return EXIT_OK
 
 
 # -- parsing -------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nyanops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", default=str(default_root()), help="local pipeline root (env NYANOPS_ROOT; default ./.nyanops)")
+    p = argparse.ArgumentParser(
+        prog="nyanops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--root", default=str(default_root()), help="local pipeline root (env NYANOPS_ROOT; default ./.nyanops)"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -399,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     sp = add("demo", cmd_demo, "run the whole pipeline locally on the sample cats and compare two trials")
-    sp.add_argument("--data", help=f"ImageFolder with train/val/test (env {SAMPLE_DATA_ENV}; default ../shared/datasets/cats-dev)")
+    sp.add_argument(
+        "--data", help=f"ImageFolder with train/val/test (env {SAMPLE_DATA_ENV}; default ../shared/datasets/cats-dev)"
+    )
     sp.add_argument("-v", "--verbose", action="store_true", help="show every line the jobs print")
 
     ds = sub.add_parser("dataset", help="datasets").add_subparsers(dest="dataset_command", required=True)
@@ -437,6 +562,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("id", help="execution name (a unique prefix is enough)")
     sp.add_argument("--json", action="store_true")
 
+    sp = add("report", cmd_report, "write one self-contained HTML report: table, confusion matrices, curves, photos")
+    sp.add_argument("name", nargs="?", help="experiment (default: all)")
+    sp.add_argument("-o", "--output", help="HTML file to write (default: <root>/report.html)")
+    sp.add_argument("--bucket", help="report on a deployed stack (SageMaker Experiments + S3; no execution timeline)")
+    sp.add_argument("--profile", help="AWS profile (with --bucket)")
+    sp.add_argument("--region", help="AWS region (with --bucket)")
+
+    sp = add("cleanup", cmd_cleanup, "delete an experiment's trial records (asks first; shows what will go)")
+    sp.add_argument("name", nargs="?", help="experiment (default: the default experiment; required with --bucket)")
+    sp.add_argument("--yes", action="store_true", help="do not ask (required when there is no terminal)")
+    sp.add_argument("--runs", action="store_true", help="local: also delete bucket/runs/<execution>/")
+    sp.add_argument("--bucket", help="delete the experiment in SageMaker Experiments of a deployed stack")
+    sp.add_argument("--profile", help="AWS profile (with --bucket)")
+    sp.add_argument("--region", help="AWS region (with --bucket)")
+
     code = sub.add_parser("code", help="ml_code bundles").add_subparsers(dest="code_command", required=True)
     sp = code.add_parser("push", help="upload ml_code as code/<sha256>/ (local root, or a deployed bucket)")
     sp.set_defaults(func=cmd_code_push)
@@ -467,8 +607,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     except KeyboardInterrupt:
-        print("\nnyanops: interrupted; the execution is marked INTERRUPTED and a new run can start at once",
-              file=sys.stderr)
+        print(
+            "\nnyanops: interrupted; the execution is marked INTERRUPTED and a new run can start at once",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 

@@ -1,0 +1,135 @@
+"""Gathering what ``nyanops.report`` shows: trial records, each trial's evaluation.json, the test photos
+it got wrong and its execution history, from a local root (SQLite + the local bucket) or from a
+deployed stack (SageMaker Experiments + S3; no timeline there: Step Functions history needs the state
+machine's ARN, and the console shows it better).
+
+Reading only: nothing here writes. Anything missing (a failed run has no evaluation, a photo was
+removed) becomes a note in the report rather than an error.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from nyanops.core import layout
+from nyanops.core.experiments import TrialRecord
+from nyanops.core.ports import ObjectNotFound
+from nyanops.report import MAX_THUMBNAILS, ExperimentReport, TimelineStep, TrialReport, timeline_from_events
+
+GetBytes = Callable[[str], bytes]  # key -> bytes; raises ObjectNotFound (or KeyError) when missing
+
+
+def evaluation_key_of(record: TrialRecord, execution: str) -> str | None:
+    """Where the trial's evaluation.json is: the recorded location, else the layout's key for the run."""
+    if record.evaluation_location:
+        try:
+            return layout.parse_s3_uri(record.evaluation_location)[1]
+        except ValueError:
+            pass
+    return layout.evaluation_key(execution) if execution else None
+
+
+def trial_report(
+    record: TrialRecord,
+    execution: str,
+    get: GetBytes,
+    *,
+    timeline: list[TimelineStep] | None = None,
+    execution_status: str = "",
+    max_thumbnails: int = MAX_THUMBNAILS,
+) -> TrialReport:
+    """One trial's report data, reading evaluation.json and the misclassified test photos with ``get``."""
+    notes: list[str] = []
+    evaluation: dict[str, Any] | None = None
+    key = evaluation_key_of(record, execution)
+    if key:
+        try:
+            evaluation = json.loads(get(key))
+        except (ObjectNotFound, KeyError, FileNotFoundError):
+            if record.status == "Completed":
+                notes.append(f"{key} not found")
+        except ValueError as exc:
+            notes.append(f"{key} is not valid JSON ({exc})")
+    thumbnails: dict[str, bytes] = {}
+    if evaluation and record.dataset_id:
+        missed = sorted(
+            (m for m in evaluation.get("misclassified") or [] if isinstance(m, dict)),
+            key=lambda m: -float(m.get("confidence") or 0.0),
+        )
+        test_prefix = layout.dataset_split_prefix(record.dataset_id, "test")
+        unreadable = 0
+        for m in missed[:max_thumbnails]:
+            path = str(m.get("path", ""))
+            try:
+                thumbnails[path] = get(test_prefix + path)
+            except (ObjectNotFound, KeyError, FileNotFoundError, ValueError):
+                unreadable += 1  # ValueError: a path that is not a safe key
+        if unreadable:
+            notes.append(f"{unreadable} misclassified photos could not be read from {test_prefix}")
+    return TrialReport(
+        record=record,
+        execution=execution,
+        execution_status=execution_status,
+        evaluation=evaluation,
+        timeline=timeline or [],
+        thumbnails=thumbnails,
+        note="; ".join(notes),
+    )
+
+
+def group(records: Iterable[TrialRecord], build: Callable[[TrialRecord], TrialReport]) -> list[ExperimentReport]:
+    by_experiment: dict[str, list[TrialReport]] = {}
+    for r in records:
+        by_experiment.setdefault(r.experiment, []).append(build(r))
+    return [ExperimentReport(name, trials) for name, trials in sorted(by_experiment.items())]
+
+
+# -- local root ---------------------------------------------------------------------------------------------
+def trial_executions(db: sqlite3.Connection, experiment: str | None = None) -> dict[tuple[str, str], str]:
+    """(experiment, trial) -> execution name, from the local trials table."""
+    sql = "SELECT experiment, trial, execution_name FROM trials"
+    rows = db.execute(sql + " WHERE experiment = ?", (experiment,)) if experiment else db.execute(sql)
+    return {(r[0], r[1]): r[2] or r[1] for r in rows}
+
+
+def gather_local(pipeline: Any, experiment: str | None = None) -> list[ExperimentReport]:
+    """Report data from a ``LocalPipeline`` (its SQLite store, execution history and local bucket)."""
+    records = pipeline.experiments.list_trials(experiment)
+    executions = trial_executions(pipeline.db, experiment)
+
+    def build(r: TrialRecord) -> TrialReport:
+        name = executions.get((r.experiment, r.trial), r.trial)
+        row = pipeline.executions.get(name)
+        return trial_report(
+            r,
+            name,
+            pipeline.store.get,
+            timeline=timeline_from_events(pipeline.executions.events(name)) if row else [],
+            execution_status=row.status if row else "",
+        )
+
+    return group(records, build)
+
+
+# -- deployed stack -------------------------------------------------------------------------------------------
+def gather_aws(sagemaker: Any, s3: Any, bucket: str, experiment: str | None = None) -> list[ExperimentReport]:
+    """Report data from SageMaker Experiments and the stack's bucket (boto3 clients injected).
+    No execution timelines: see the Step Functions console for those."""
+    from botocore.exceptions import ClientError
+
+    from nyanops.core.sagemaker_experiments import SageMakerExperimentStore
+
+    store = SageMakerExperimentStore(sagemaker, lock=None)  # type: ignore[arg-type]  # reading only
+
+    def get(key: str) -> bytes:
+        try:
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound", "AccessDenied"):
+                raise ObjectNotFound(key) from None
+            raise
+
+    return group(store.list_trials(experiment), lambda r: trial_report(r, r.trial, get))

@@ -1,0 +1,123 @@
+"""Synthetic report inputs built with the standard library only (no torch, no Pillow): trial records,
+valid evaluation.json documents, execution histories and tiny solid-colour PNG photos."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nyanops.core.evaluation_report import build_evaluation_report
+from nyanops.core.experiments import TrialRecord
+from nyanops.report import ExperimentReport, TrialReport, timeline_from_events
+
+CLASSES = ["Mike", "Tama", "other"]
+T0 = datetime(2026, 11, 28, 6, 43, tzinfo=UTC)
+INJECTION = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour 8-bit RGB PNG."""
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def evaluation(misclassified: list[dict[str, Any]], epochs: int = 3, classes: list[str] | None = None) -> dict:
+    classes = classes or CLASSES
+    n = len(classes)
+    matrix = [[4 if i == j else 0 for j in range(n)] for i in range(n)]
+    for m in misclassified:
+        i, j = classes.index(m["true"]), classes.index(m["predicted"])
+        matrix[i][j] += 1
+    support = {c: sum(matrix[i]) for i, c in enumerate(classes)}
+    per_class = {c: {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": support[c]} for c in classes}
+    history = [
+        {"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + 0.1 * e, "val_loss": 1.2 / e, "val_acc": 0.45 + 0.1 * e,
+         "seconds": 3.0}
+        for e in range(1, epochs + 1)
+    ]
+    return build_evaluation_report(
+        class_names=classes,
+        metrics={"accuracy": 0.8, "macro_precision": 0.8, "macro_recall": 0.7, "macro_f1": 0.75, "weighted_f1": 0.75},
+        per_class=per_class,
+        confusion_matrix=matrix,
+        misclassified=misclassified,
+        model_meta={"arch": "resnet18", "best_epoch": epochs, "history": history,
+                    "hyperparameters": {"epochs": epochs}, "dataset_hash": None},
+        created_at="2026-11-28T07:00:00Z",
+    )
+
+
+def record(trial: str, f1: float | None, *, best: bool = False, status: str = "Completed", comment: str = "",
+           hp: dict[str, Any] | None = None, minutes: int = 0) -> TrialRecord:
+    started = T0 + timedelta(minutes=minutes)
+    metrics = {} if f1 is None else {"accuracy": f1 + 0.05, "macro_precision": f1, "macro_recall": f1,
+                                     "macro_f1": f1}
+    return TrialRecord(
+        experiment="cats", trial=trial, status=status, started_at=started,
+        finished_at=started + timedelta(seconds=95), dataset_id="ds1", comment=comment,
+        hyperparameters=hp or {}, metrics=metrics, is_best=best,
+        error="TrainingFailed: out of memory" if status == "Failed" else "",
+    )
+
+
+def events(failed_state: str | None = None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    at = T0
+
+    def add(kind: str, state: str | None, seconds: float, detail: Any = None) -> None:
+        nonlocal at
+        at += timedelta(seconds=seconds)
+        out.append({"type": kind, "state": state, "at": at.isoformat(), "detail": detail})
+
+    add("ExecutionStarted", None, 0)
+    for state, took in (("RegisterTrial", 0.2), ("Train", 60), ("Evaluate", 20), ("RecordResults", 0.3)):
+        add("TaskStateEntered", state, 0.01)
+        add("TaskScheduled", state, 0.01)
+        if state == failed_state:
+            add("TaskFailed", state, took, {"error": "TrainingFailed", "cause": "out of memory"})
+            add("ExecutionFailed", None, 0.1)
+            return out
+        add("TaskSucceeded", state, took)
+        add("TaskStateExited", state, 0.01)
+    add("ExecutionSucceeded", None, 0.01)
+    return out
+
+
+COLOURS = [(220, 30, 30), (30, 160, 40), (30, 60, 220), (230, 160, 0)]
+
+
+def experiment() -> ExperimentReport:
+    """Three trials: the best one (two misclassified photos), a worse one whose comment tries an HTML
+    injection (one photo), and a failed one (no evaluation)."""
+    m1 = [
+        {"path": "Tama/tama_shadow.jpg", "true": "Tama", "predicted": "other", "confidence": 0.71},
+        {"path": "Mike/mike_cut.jpg", "true": "Mike", "predicted": "Tama", "confidence": 0.55},
+    ]
+    m2 = [{"path": "other/lookalike.jpg", "true": "other", "predicted": "Tama", "confidence": 0.93}]
+    trials = [
+        TrialReport(
+            record=record("t-best", 0.91, best=True, comment="epochs 10 + augmentation",
+                          hp={"epochs": 10, "augment": True}, minutes=0),
+            execution="t-best", execution_status="SUCCEEDED", evaluation=evaluation(m1, epochs=4),
+            timeline=timeline_from_events(events()),
+            thumbnails={m1[0]["path"]: png(64, 48, COLOURS[0]), m1[1]["path"]: png(40, 60, COLOURS[1])},
+        ),
+        TrialReport(
+            record=record("t-worse", 0.62, comment=INJECTION, hp={"epochs": 3, "augment": False}, minutes=5),
+            execution="t-worse", execution_status="SUCCEEDED", evaluation=evaluation(m2, epochs=3),
+            timeline=timeline_from_events(events()),
+            thumbnails={m2[0]["path"]: png(50, 50, COLOURS[2])},
+        ),
+        TrialReport(
+            record=record("t-failed", None, status="Failed", hp={"epochs": 99}, minutes=9),
+            execution="t-failed", execution_status="FAILED", timeline=timeline_from_events(events("Train")),
+        ),
+    ]
+    return ExperimentReport("cats", trials)
