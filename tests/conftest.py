@@ -27,9 +27,9 @@ except ImportError:
 
 # The torch-free virtualenv (`make test-core`) cannot even import the ML tests; the ML virtualenv
 # (`make test-ml`) runs them. Markers select within a venv; this keeps collection from failing.
-collect_ignore_glob = [] if importlib.util.find_spec("torch") else ["ml/*"]
+collect_ignore = [] if importlib.util.find_spec("torch") else ["ml"]
 if importlib.util.find_spec("moto") is None:  # the ML virtualenv has no AWS mocks
-    collect_ignore_glob += ["aws/*", "fidelity/*"]
+    collect_ignore += ["aws", "fidelity"]
 
 # Before any handler module is imported: Powertools reads these at import time.
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
