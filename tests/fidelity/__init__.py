@@ -1,0 +1,1 @@
+"""Fidelity: the local ASL executor against moto's Step Functions engine on the same file."""

@@ -1,0 +1,659 @@
+"""Fidelity: ``statemachine/training_pipeline.asl.json`` run by moto's Step Functions engine (LocalStack's
+ASL interpreter) and by the local executor (``nyanops.local.asl``) with the same scripted task results.
+
+Each scenario is one table: for each Task state, the outcome of each attempt in order (a result dict, a
+``Fail(error, cause)`` reported by the integration, or a Lambda ``FunctionError``). Both engines are served
+from that table:
+ * in moto, the SageMaker ``.sync``, ``sns:publish`` and ``lambda:invoke`` integrations are swapped for
+   scripted ones (the Lambda one answers through moto's own ``lambda:invoke`` code, so a function error
+   surfaces as moto surfaces it: error = errorType, cause = the error payload);
+ * locally, a TaskRunner serves it.
+The two executions must agree on every state entered, each state's input and output, the Parameters each
+Task was called with, each task result or error, the retries, and the final status, output, error and cause.
+Retry delays are recorded instead of slept, and checked against each retrier's bounds.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import json
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from botocore.session import get_session
+from botocore.validate import ParamValidator
+from moto import mock_aws
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils, state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+    StateTaskServiceLambda,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns import (
+    StateTaskServiceSns,
+)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from pytest_socket import disable_socket, enable_socket
+
+from nyanops.local.asl import ExecutionResult, TaskContext, TaskFailed, apply_substitutions, load_state_machine
+
+ASL_FILE = Path(__file__).resolve().parents[2] / "statemachine" / "training_pipeline.asl.json"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+EXECUTION = "cats-20261128T064300Z-epochs10"
+RECORD_RESULTS_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nyanops-RecordResults"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:nyanops-results"
+SUBSTITUTIONS = {
+    "RecordResultsFunctionArn": RECORD_RESULTS_ARN,
+    "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/nyanops-sagemaker",
+    "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:2.5-cpu-py311",
+    "TrainingInstanceType": "ml.m5.large",
+    "ProcessingInstanceType": "ml.m5.large",
+    "ResultsTopicArn": TOPIC_ARN,
+}
+# One definition, substituted once, for both engines.
+DEFINITION = apply_substitutions(json.loads(ASL_FILE.read_text()), SUBSTITUTIONS)
+
+BUCKET = "s3://nyanops-example-bucket"
+TRAIN_JOB = f"{EXECUTION}-train"
+EVAL_JOB = f"{EXECUTION}-eval"
+RUN_INPUT: dict[str, Any] = {
+    "execution_name": EXECUTION,
+    "experiment": "cats",
+    "trial": EXECUTION,
+    "training": {
+        "job_name": TRAIN_JOB,
+        "hyperparameters": {"epochs": "10", "batch-size": "8", "lr": "0.01", "augment": "true"},
+        "output_s3_uri": f"{BUCKET}/training-output/",
+        "checkpoint_s3_uri": f"{BUCKET}/checkpoints/{EXECUTION}/",
+        "stopping_condition": {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 172800},
+        "use_spot": True,
+    },
+    "dataset": {
+        "train_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/train/",
+        "val_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/val/",
+        "test_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/test/",
+    },
+    "code": {"source_s3_uri": f"{BUCKET}/code/0123abcd/sourcedir.tar.gz"},
+    "evaluation": {
+        "job_name": EVAL_JOB,
+        "output_s3_uri": f"{BUCKET}/evaluations/{EXECUTION}/",
+        "stopping_condition": {"MaxRuntimeInSeconds": 3600},
+    },
+}
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+
+
+# -- the scripted outcomes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fail:
+    """The integration reports this error and cause, verbatim (a SageMaker API error, a failed job, an SNS
+    error)."""
+
+    error: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class FunctionError:
+    """The Lambda function raised: ``lambda:invoke`` answers ``FunctionError: Unhandled`` with this payload."""
+
+    error_type: str
+    message: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"errorType": self.error_type, "errorMessage": self.message}
+
+
+Outcome = dict[str, Any] | Fail | FunctionError
+
+
+class Script:
+    """A scenario's outcomes, per state and attempt; records the calls, and any call with no outcome left."""
+
+    def __init__(self, outcomes: dict[str, list[Outcome]]) -> None:
+        self.pending = {state: list(items) for state, items in outcomes.items()}
+        self.calls: list[tuple[str, str, Any]] = []
+        self.problems: list[str] = []
+
+    def next(self, state: str, resource: str, parameters: Any) -> Outcome:
+        self.calls.append((state, resource, copy.deepcopy(parameters)))
+        items = self.pending.get(state)
+        if not items:
+            self.problems.append(f"{state}: no scripted outcome left for attempt {self.attempts(state)}")
+            return Fail("Scripted.NoOutcome", state)
+        return items.pop(0)
+
+    def attempts(self, state: str) -> int:
+        return sum(1 for name, _, _ in self.calls if name == state)
+
+    def unused(self) -> dict[str, list[Outcome]]:
+        return {state: items for state, items in self.pending.items() if items}
+
+
+def invoked(payload: dict[str, Any]) -> dict[str, Any]:
+    """A successful ``lambda:invoke`` result."""
+    return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": payload}
+
+
+def _ms(text: str) -> int:
+    """An epoch-milliseconds timestamp, as Step Functions renders SageMaker's datetimes."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S")) * 1000
+
+
+def training_job(status: str = "Completed", failure_reason: str | None = None) -> dict[str, Any]:
+    """The DescribeTrainingJob response the ``.sync`` integration returns (or reports as the Cause)."""
+    described: dict[str, Any] = {
+        "TrainingJobName": TRAIN_JOB,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{TRAIN_JOB}",
+        "TrainingJobStatus": status,
+        "SecondaryStatus": status,
+        "HyperParameters": RUN_INPUT["training"]["hyperparameters"],
+        "AlgorithmSpecification": {"TrainingImage": SUBSTITUTIONS["TrainingImage"], "TrainingInputMode": "File"},
+        "RoleArn": SUBSTITUTIONS["SageMakerRoleArn"],
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
+        "EnableManagedSpotTraining": True,
+        "CreationTime": _ms("2026-11-28T06:43:05"),
+        "TrainingStartTime": _ms("2026-11-28T06:45:00"),
+        "TrainingEndTime": _ms("2026-11-28T07:15:00"),
+        "BillableTimeInSeconds": 1200,
+    }
+    if status == "Completed":
+        described["ModelArtifacts"] = {
+            "S3ModelArtifacts": f"{BUCKET}/training-output/{TRAIN_JOB}/output/model.tar.gz"
+        }
+        described["FinalMetricDataList"] = [
+            {"MetricName": "validation:accuracy", "Value": 0.91, "Timestamp": _ms("2026-11-28T07:14:00")}
+        ]
+    if failure_reason:
+        described["FailureReason"] = failure_reason
+    return described
+
+
+def processing_job() -> dict[str, Any]:
+    """The DescribeProcessingJob response of a completed evaluation."""
+    return {
+        "ProcessingJobName": EVAL_JOB,
+        "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{EVAL_JOB}",
+        "ProcessingJobStatus": "Completed",
+        "ProcessingOutputConfig": {
+            "Outputs": [{"OutputName": "evaluation", "S3Output": {
+                "S3Uri": f"{BUCKET}/evaluations/{EXECUTION}/", "LocalPath": "/opt/ml/processing/evaluation",
+                "S3UploadMode": "EndOfJob"}}]
+        },
+        "CreationTime": _ms("2026-11-28T07:16:00"),
+        "ProcessingEndTime": _ms("2026-11-28T07:20:00"),
+    }
+
+
+FAILURE_REASON = "AlgorithmError: ExecuteUserScriptError: RuntimeError: CUDA out of memory, exit code: 1"
+FAILED_TRAINING_CAUSE = json.dumps(training_job("Failed", FAILURE_REASON))
+REGISTERED = invoked({"trial": EXECUTION, "created": True})
+RECORDED = invoked({"trial": EXECUTION, "macro_f1": 0.91, "best": True, "subject": "nyanops: cats trial succeeded",
+                    "message": f"{EXECUTION}: macro F1 0.910 (new best)"})
+RECORDED_FAILED = invoked({"trial": EXECUTION, "subject": "nyanops: cats trial failed",
+                           "message": f"{EXECUTION} failed: {FAILURE_REASON}"})
+PUBLISHED = {"MessageId": "5d8e8b0a-7e36-5a9c-9b1f-0123456789ab"}
+THROTTLED = Fail("SageMaker.ThrottlingException",
+                 "Rate exceeded (Service: AmazonSageMaker; Status Code: 400; Error Code: ThrottlingException)")
+NO_CAPACITY = Fail("SageMaker.ResourceLimitExceededException",
+                   "The account-level service limit 'ml.m5.large for spot training job usage' is 2 Instances")
+SNS_DOWN = Fail("SNS.InternalErrorException",
+                "Internal error (Service: AmazonSNS; Status Code: 500; Error Code: InternalError)")
+
+SUCCESS_STATES = ["RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "Done"]
+CAUGHT_STATES = ["RegisterTrial", "Train", "RecordFailure", "NotifyFailure", "PipelineFailed"]
+PIPELINE_FAILED_CAUSE = DEFINITION["States"]["PipelineFailed"]["Cause"]
+
+
+def retrier(state: str) -> dict[str, Any]:
+    [first] = DEFINITION["States"][state]["Retry"]
+    return first
+
+
+def delay_bound(state: str, retries_done: int) -> float:
+    """The largest delay the state's (single) retrier allows before retry number ``retries_done + 1``."""
+    r = retrier(state)
+    return min(r["IntervalSeconds"] * r.get("BackoffRate", 2.0) ** retries_done, r.get("MaxDelaySeconds", 1e9))
+
+
+# -- moto's engine, served from the script ------------------------------------------------------------------
+
+_SAGEMAKER_MODEL = get_session().get_service_model("sagemaker")
+_SAGEMAKER_OPERATIONS = {"createTrainingJob": "CreateTrainingJob", "createProcessingJob": "CreateProcessingJob"}
+
+
+def _sagemaker_request_errors(action: str, params: dict[str, Any]) -> list[str]:
+    """botocore's validation of the request the state machine built (both engines must build valid ones)."""
+    shape = _SAGEMAKER_MODEL.operation_model(_SAGEMAKER_OPERATIONS[action]).input_shape
+    report = ParamValidator().validate(params, shape)
+    return report.generate_report().splitlines() if report.has_errors() else []
+
+
+class ScriptedTaskError(Exception):
+    def __init__(self, fail: Fail) -> None:
+        super().__init__(f"{fail.error}: {fail.cause}")
+        self.fail = fail
+
+
+def _error_name(error: str) -> ErrorName:
+    if error.startswith("States."):
+        return StatesErrorName(typ=StatesErrorNameType.from_name(error))
+    return CustomErrorName(error)
+
+
+def _state_name(env: Any) -> str:
+    return env.states.context_object.context_object_data["State"]["Name"]
+
+
+class _ScriptedErrors:
+    """``_from_error`` for the scripted integrations: the scripted error and cause, verbatim."""
+
+    def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ScriptedTaskError):
+            return FailureEvent(
+                env=env,
+                error_name=_error_name(ex.fail.error),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error=ex.fail.error,
+                        cause=ex.fail.cause,
+                        resource=self._get_sfn_resource(),  # type: ignore[attr-defined]
+                        resourceType=self._get_sfn_resource_type(),  # type: ignore[attr-defined]
+                    )
+                ),
+            )
+        return super()._from_error(env=env, ex=ex)  # type: ignore[misc]
+
+
+class ScriptedSageMakerSync(_ScriptedErrors, StateTaskServiceCallback):
+    """``sagemaker:create{Training,Processing}Job.sync``: an error not in the States. namespace fails the
+    Create call (throttling, limits); the others (a failed job: States.TaskFailed) fail while "polling"."""
+
+    script: Script
+
+    def __init__(self) -> None:
+        super().__init__(supported_integration_patterns={ResourceCondition.Sync})
+        self._outcome: Outcome | None = None
+
+    def _validate_service_integration_is_supported(self) -> None:
+        if self.resource.api_action not in _SAGEMAKER_OPERATIONS or self.resource.condition != ResourceCondition.Sync:
+            raise ValueError(f"not scripted: {self.resource.resource_arn}")
+
+    def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                           state_credentials: Any) -> None:
+        action = self.resource.api_action
+        self.script.problems += _sagemaker_request_errors(action, normalised_parameters)
+        outcome = self.script.next(_state_name(env), self.resource.resource_arn, normalised_parameters)
+        if isinstance(outcome, Fail) and not outcome.error.startswith("States."):
+            raise ScriptedTaskError(outcome)
+        self._outcome = outcome
+        kind = action.removeprefix("create").removesuffix("Job")
+        name = normalised_parameters[f"{kind}JobName"]
+        slug = "training-job" if kind == "Training" else "processing-job"
+        env.stack.append({f"{kind}JobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{slug}/{name}"})
+
+    def _eval_integration_pattern(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                                  state_credentials: Any) -> None:
+        env.stack.pop()  # the Create response; the job "ran" when it was created
+        outcome, self._outcome = self._outcome, None
+        if isinstance(outcome, Fail):
+            raise ScriptedTaskError(outcome)
+        assert isinstance(outcome, dict), outcome
+        env.stack.append(copy.deepcopy(outcome))
+
+
+class ScriptedSns(_ScriptedErrors, StateTaskServiceSns):
+    script: Script
+
+    def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                           state_credentials: Any) -> None:
+        outcome = self.script.next(_state_name(env), self.resource.resource_arn, normalised_parameters)
+        if isinstance(outcome, Fail):
+            raise ScriptedTaskError(outcome)
+        assert isinstance(outcome, dict), outcome
+        env.stack.append(copy.deepcopy(outcome))
+
+
+class ScriptedLambda(_ScriptedErrors, StateTaskServiceLambda):
+    """``lambda:invoke`` through moto's own integration code; only the Lambda call itself is scripted."""
+
+    script: Script
+    current: str = ""
+
+    def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                           state_credentials: Any) -> None:
+        ScriptedLambda.current = _state_name(env)
+        super()._eval_service_task(env, resource_runtime_part, normalised_parameters, state_credentials)
+
+
+def _scripted_invoke(parameters: dict, region: str, state_credentials: Any) -> dict[str, Any]:
+    """Replaces moto's ``lambda_client.invoke``: the Lambda response for the scripted outcome."""
+    request = {**parameters, "Payload": json.loads(parameters.get("Payload") or b"{}")}
+    outcome = ScriptedLambda.script.next(ScriptedLambda.current, LAMBDA_INVOKE, request)
+    if isinstance(outcome, FunctionError):
+        return {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion": "$LATEST",
+                "Payload": outcome.payload()}
+    if isinstance(outcome, Fail):
+        raise ScriptedTaskError(outcome)
+    return copy.deepcopy(outcome)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto with its state-machine engine on; the real ASL deployed (no other resource is needed: every
+    integration is scripted)."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    disable_socket(allow_unix_socket=False)
+    config: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    original_service_for = state_task_factory.state_task_service_for
+    scripted = {"sagemaker": ScriptedSageMakerSync, "sns": ScriptedSns, "lambda": ScriptedLambda}
+
+    def service_for(service_name: str) -> Any:
+        cls = scripted.get(service_name)
+        return cls() if cls else original_service_for(service_name)
+
+    try:
+        with (
+            mock.patch.object(state_task_factory, "state_task_service_for", service_for),
+            mock.patch.object(lambda_eval_utils, "_invoke_lambda_function", _scripted_invoke),
+            mock_aws(config=config),
+        ):
+            sfn = boto3.client("stepfunctions", region_name=REGION)
+            arn = sfn.create_state_machine(name="nyanops-training-pipeline", definition=json.dumps(DEFINITION),
+                                           roleArn=f"arn:aws:iam::{ACCOUNT}:role/nyanops-states")["stateMachineArn"]
+            yield SimpleNamespace(sfn=sfn, state_machine_arn=arn)
+    finally:
+        enable_socket()
+
+
+@dataclass
+class Run:
+    """One engine's execution, in engine-neutral terms."""
+
+    status: str
+    output: Any
+    error: str | None
+    cause: str | None
+    trace: list[tuple[Any, ...]]
+    delays: list[float]
+    script: Script
+
+    @property
+    def states(self) -> list[str]:
+        return [event[1] for event in self.trace if event[0].endswith("StateEntered")]
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _resource_arn(details: dict[str, Any]) -> str:
+    """The Task's Resource: Step Functions' history splits it into resourceType ("sagemaker") and resource
+    ("createTrainingJob.sync"); the local history keeps the Resource ARN."""
+    return f"arn:aws:states:::{details['resourceType']}:{details['resource']}"
+
+
+def run_moto(aws: Any, outcomes: dict[str, list[Outcome]], max_jitter: bool = False) -> Run:
+    """moto's run; retry delays recorded instead of slept (``max_jitter``: FULL jitter picks its upper bound)."""
+    script = Script(outcomes)
+    delays: list[float] = []
+    jitter = SimpleNamespace(uniform=lambda low, high: high) if max_jitter else jitter_strategy_decl.random
+    with (
+        mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=delays.append)),
+        mock.patch.object(jitter_strategy_decl, "random", jitter),
+        mock.patch.object(ScriptedSageMakerSync, "script", script, create=True),
+        mock.patch.object(ScriptedSns, "script", script, create=True),
+        mock.patch.object(ScriptedLambda, "script", script, create=True),
+    ):
+        arn = aws.sfn.start_execution(stateMachineArn=aws.state_machine_arn, name=EXECUTION,
+                                      input=json.dumps(RUN_INPUT))["executionArn"]
+        deadline = time.monotonic() + 10
+        while (described := aws.sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "moto's execution is still RUNNING after 10 s"
+            time.sleep(0.01)
+    events = aws.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    trace: list[tuple[Any, ...]] = []
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            d = event["stateEnteredEventDetails"]
+            trace.append((kind, d["name"], _loads(d.get("input"))))
+        elif kind.endswith("StateExited"):
+            d = event["stateExitedEventDetails"]
+            trace.append((kind, d["name"], _loads(d.get("output"))))
+        elif kind == "TaskScheduled":
+            d = event["taskScheduledEventDetails"]
+            trace.append((kind, _resource_arn(d), _loads(d["parameters"])))
+        elif kind == "TaskSucceeded":
+            d = event["taskSucceededEventDetails"]
+            trace.append((kind, _resource_arn(d), _loads(d.get("output"))))
+        elif kind == "TaskFailed":
+            d = event["taskFailedEventDetails"]
+            trace.append((kind, d.get("error"), d.get("cause")))
+    return Run(described["status"], _loads(described.get("output")), described.get("error"),
+               described.get("cause"), trace, delays, script)
+
+
+class ScriptedRunner:
+    """The local TaskRunner over the same script, answering as the real integrations do."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    def __call__(self, resource: str, parameters: Any, ctx: TaskContext) -> Any:
+        if resource.startswith("arn:aws:states:::sagemaker:"):
+            action = resource.removeprefix("arn:aws:states:::sagemaker:").removesuffix(".sync")
+            self.script.problems += _sagemaker_request_errors(action, parameters)
+        outcome = self.script.next(ctx.state_name, resource, parameters)
+        if isinstance(outcome, Fail):
+            raise TaskFailed(outcome.error, outcome.cause)
+        if isinstance(outcome, FunctionError):
+            # What the lambda:invoke integration reports: error = errorType, cause = the error payload.
+            raise TaskFailed(outcome.error_type, json.dumps(outcome.payload(), separators=(",", ":")))
+        return copy.deepcopy(outcome)
+
+
+def run_local(outcomes: dict[str, list[Outcome]], max_jitter: bool = False) -> Run:
+    """The local run; retry delays recorded instead of slept (``max_jitter``: FULL jitter picks its upper bound)."""
+    script = Script(outcomes)
+    delays: list[float] = []
+    machine = load_state_machine(DEFINITION, name="nyanops-training-pipeline")
+    result: ExecutionResult = machine.run(copy.deepcopy(RUN_INPUT), execution_name=EXECUTION,
+                                          task_runner=ScriptedRunner(script), sleep=delays.append,
+                                          random=(lambda: 1.0) if max_jitter else random.Random(7).random)
+    trace: list[tuple[Any, ...]] = []
+    for event in result.history:
+        kind, d = event["type"], event["details"]
+        if kind.endswith("StateEntered"):
+            trace.append((kind, d["name"], d["input"]))
+        elif kind.endswith("StateExited"):
+            trace.append((kind, d["name"], d["output"]))
+        elif kind == "TaskScheduled":
+            trace.append((kind, d["resource"], d["parameters"]))
+        elif kind == "TaskSucceeded":
+            trace.append((kind, d["resource"], d["output"]))
+        elif kind == "TaskFailed":
+            trace.append((kind, d["error"], d["cause"]))
+    return Run(result.status, result.output, result.error, result.cause, trace, delays, script)
+
+
+def run_both(aws: Any, outcomes: dict[str, list[Outcome]], max_jitter: bool = False) -> tuple[Run, Run]:
+    """Both engines on the same table; asserts everything they must agree on, returns (moto, local)."""
+    on_moto = run_moto(aws, outcomes, max_jitter)
+    local = run_local(outcomes, max_jitter)
+    for run in (on_moto, local):
+        assert run.script.problems == [], run.script.problems
+        assert run.script.unused() == {}, "scripted outcomes left over"
+    assert local.states == on_moto.states
+    assert (local.status, local.error, local.cause) == (on_moto.status, on_moto.error, on_moto.cause)
+    assert local.output == on_moto.output
+    # Every state's input and output, each Task's Parameters and raw result or error, in order.
+    assert len(local.trace) == len(on_moto.trace)
+    for i, (mine, theirs) in enumerate(zip(local.trace, on_moto.trace, strict=True)):
+        assert mine == theirs, f"event {i}: local {mine!r} != moto {theirs!r}"
+    assert local.script.calls == on_moto.script.calls
+    assert len(local.delays) == len(on_moto.delays)
+    return on_moto, local
+
+
+def parameters_of(run: Run, state: str) -> list[Any]:
+    return [params for name, _, params in run.script.calls if name == state]
+
+
+# -- the scenarios ---------------------------------------------------------------------------------------
+
+
+def test_success_path(aws: Any) -> None:
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [training_job()],
+        "Evaluate": [processing_job()],
+        "RecordResults": [RECORDED],
+        "Notify": [PUBLISHED],
+    })
+    assert on_moto.states == SUCCESS_STATES
+    assert on_moto.status == "SUCCEEDED"
+    assert on_moto.delays == local.delays == []
+    assert on_moto.output == {
+        **RUN_INPUT,
+        "results": {
+            "training": {"job_name": TRAIN_JOB, "status": "Completed",
+                         "model_artifacts": training_job()["ModelArtifacts"]["S3ModelArtifacts"]},
+            "evaluation": {"job_name": EVAL_JOB, "status": "Completed"},
+            "record": {"trial": RECORDED["Payload"]},
+        },
+    }
+    [notify] = parameters_of(local, "Notify")
+    assert notify == {"TopicArn": TOPIC_ARN, "Subject": RECORDED["Payload"]["subject"],
+                      "Message": RECORDED["Payload"]["message"]}
+    [register] = parameters_of(local, "RegisterTrial")
+    assert register == {"FunctionName": RECORD_RESULTS_ARN, "Payload": {"mode": "started", "run": RUN_INPUT}}
+
+
+def test_retried_failures(aws: Any) -> None:
+    """Train is throttled, then out of capacity (the same retrier: backoff doubles), then trains;
+    RecordResults meets a busy experiment lock (a function error retried by its errorType) once."""
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [THROTTLED, NO_CAPACITY, training_job()],
+        "Evaluate": [processing_job()],
+        "RecordResults": [FunctionError("ExperimentBusy", "experiment cats is locked by another run"), RECORDED],
+        "Notify": [PUBLISHED],
+    })
+    assert on_moto.states == SUCCESS_STATES
+    assert on_moto.status == "SUCCEEDED"
+    for run in (on_moto, local):
+        assert run.script.attempts("Train") == 3
+        assert run.script.attempts("RecordResults") == 2
+        # The retries' Parameters are the first attempt's.
+        assert len({json.dumps(p, sort_keys=True) for p in parameters_of(run, "Train")}) == 1
+        # JitterStrategy FULL: each delay is uniform in [0, min(Interval * Backoff^n, MaxDelay)].
+        bounds = [delay_bound("Train", 0), delay_bound("Train", 1), delay_bound("RecordResults", 0)]
+        assert bounds == [30, 60, 2]
+        assert len(run.delays) == 3
+        assert all(0 <= delay <= bound for delay, bound in zip(run.delays, bounds, strict=True)), run.delays
+    failures = [event for event in local.trace if event[0] == "TaskFailed"]
+    assert failures == [
+        ("TaskFailed", THROTTLED.error, THROTTLED.cause),
+        ("TaskFailed", NO_CAPACITY.error, NO_CAPACITY.cause),
+        ("TaskFailed", "ExperimentBusy",
+         '{"errorType":"ExperimentBusy","errorMessage":"experiment cats is locked by another run"}'),
+    ]
+
+
+def test_exhausted_retries_are_caught(aws: Any) -> None:
+    """Train is throttled on all 1 + MaxAttempts (4) attempts: the retrier's delays double (the same in both
+    engines once the jitter is pinned to its upper bound), then the last error is caught into RecordFailure."""
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [THROTTLED] * 5,
+        "RecordFailure": [RECORDED_FAILED],
+        "NotifyFailure": [PUBLISHED],
+    }, max_jitter=True)
+    assert on_moto.states == CAUGHT_STATES
+    assert (on_moto.status, on_moto.error) == ("FAILED", "PipelineFailed")
+    assert on_moto.delays == local.delays == [delay_bound("Train", n) for n in range(4)] == [30, 60, 120, 240]
+    [record] = parameters_of(local, "RecordFailure")
+    assert record["Payload"]["run"]["error"] == {"Error": THROTTLED.error, "Cause": THROTTLED.cause}
+
+
+def test_caught_failure(aws: Any) -> None:
+    """The training job fails: the error is recorded and notified, and the execution fails."""
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [Fail("States.TaskFailed", FAILED_TRAINING_CAUSE)],
+        "RecordFailure": [RECORDED_FAILED],
+        "NotifyFailure": [PUBLISHED],
+    })
+    assert on_moto.states == CAUGHT_STATES
+    assert (on_moto.status, on_moto.error, on_moto.cause) == ("FAILED", "PipelineFailed", PIPELINE_FAILED_CAUSE)
+    assert on_moto.output is None
+    [record] = parameters_of(local, "RecordFailure")
+    assert record["Payload"]["mode"] == "failed"
+    assert record["Payload"]["run"] == {**RUN_INPUT, "error": {"Error": "States.TaskFailed",
+                                                              "Cause": FAILED_TRAINING_CAUSE}}
+    assert json.loads(record["Payload"]["run"]["error"]["Cause"])["FailureReason"] == FAILURE_REASON
+    [notify] = parameters_of(local, "NotifyFailure")
+    assert notify["Message"] == RECORDED_FAILED["Payload"]["message"]
+
+
+def test_notification_failure_is_retried_then_caught(aws: Any) -> None:
+    """SNS fails on every attempt: three retries (2, 4, 8 s: no jitter), then NotificationNotSent; the run
+    still succeeds, with the notification error in its output."""
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [training_job()],
+        "Evaluate": [processing_job()],
+        "RecordResults": [RECORDED],
+        "Notify": [SNS_DOWN] * 4,
+    })
+    assert on_moto.states == ["RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "NotificationNotSent"]
+    assert on_moto.status == "SUCCEEDED"
+    assert on_moto.output["notification_error"] == {"Error": SNS_DOWN.error, "Cause": SNS_DOWN.cause}
+    assert on_moto.delays == local.delays == [2, 4, 8]
+
+
+def test_failure_that_cannot_be_recorded(aws: Any) -> None:
+    """RecordFailure's function raises (not a retried error): NotifyUnrecordedFailure formats both errors."""
+    store_down = FunctionError("ValueError", "experiment store unavailable")
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [Fail("States.TaskFailed", FAILED_TRAINING_CAUSE)],
+        "RecordFailure": [store_down],
+        "NotifyUnrecordedFailure": [PUBLISHED],
+    })
+    assert on_moto.states == ["RegisterTrial", "Train", "RecordFailure", "NotifyUnrecordedFailure", "PipelineFailed"]
+    assert (on_moto.status, on_moto.error) == ("FAILED", "PipelineFailed")
+    [notify] = parameters_of(local, "NotifyUnrecordedFailure")
+    store_cause = json.dumps(store_down.payload(), separators=(",", ":"))
+    assert notify == {
+        "TopicArn": TOPIC_ARN,
+        "Subject": "nyanops: run failed (not recorded)",
+        "Message": f"Run {EXECUTION} of experiment cats failed and the failure could not be recorded. "
+                   f"Error: States.TaskFailed: {FAILED_TRAINING_CAUSE}. Recording error: ValueError: {store_cause}",
+    }
