@@ -146,6 +146,19 @@ def run_job_process(
     return code
 
 
+def run_job(
+    cmd: list[str], cwd: Path, env: dict[str, str], max_seconds: int | None, output: JobOutput, failure_dir: Path
+) -> tuple[str, str]:
+    """Run a job's process; return its SageMaker status (Completed / Failed / Stopped) and FailureReason."""
+    try:
+        code = run_job_process(cmd, cwd=cwd, env=env, max_seconds=max_seconds, output=output)
+    except JobStopped as stopped:
+        return "Stopped", str(stopped)
+    if code != 0:
+        return "Failed", _failure_reason(failure_dir, output, code)
+    return "Completed", ""
+
+
 def _die_with_parent() -> None:
     """Linux: the job gets SIGTERM if the runner is killed (even with SIGKILL), so no training outlives it."""
     if sys.platform.startswith("linux"):
@@ -281,15 +294,7 @@ class LocalSageMaker:
         output = JobOutput(job / "output.log", on_line)
         limit = ctx.timeout_seconds or (params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         started = _now()
-        status, reason = "Completed", ""
-        try:
-            code_rc = run_job_process(
-                [self.python, str(code / program), *args], cwd=code, env=env, max_seconds=limit, output=output
-            )
-            if code_rc != 0:
-                status, reason = "Failed", _failure_reason(out_dir, output, code_rc)
-        except JobStopped as stopped:
-            status, reason = "Stopped", str(stopped)
+        status, reason = run_job([self.python, str(code / program), *args], code, env, limit, output, out_dir)
         ended = _now()
         describe = {
             "TrainingJobName": name,
@@ -351,13 +356,7 @@ class LocalSageMaker:
         )
         limit = ctx.timeout_seconds or (params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         started = _now()
-        status, reason = "Completed", ""
-        try:
-            rc = run_job_process(entry + args, cwd=job, env=self._env({}), max_seconds=limit, output=output)
-            if rc != 0:
-                status, reason = "Failed", _failure_reason(job / "processing", output, rc)
-        except JobStopped as stopped:
-            status, reason = "Stopped", str(stopped)
+        status, reason = run_job(entry + args, job, self._env({}), limit, output, job / "processing")
         ended = _now()
         describe = {
             "ProcessingJobName": name,
