@@ -1,11 +1,14 @@
 # nyanops: the commands people type. `make demo` and `make test` are the README's quick start.
-# Three virtualenvs keep the heavy parts apart: .venv (serverless code + tests, no torch),
-# .venv-ml (torch + the local pipeline), .venv-sam (aws-sam-cli, which pins boto3 exactly).
+# Four virtualenvs keep the heavy parts apart: .venv (serverless code + tests, no torch),
+# .venv-ml (torch + the local pipeline), .venv-sam (aws-sam-cli, which pins boto3 exactly),
+# .venv-checkov (checkov, which pins boto3 and networkx).
 
 PYTHON ?= python3
 VENV := .venv
 VENV_ML := .venv-ml
 VENV_SAM := .venv-sam
+VENV_CHECKOV := .venv-checkov
+CHECKOV_PIN := checkov==3.3.30
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -23,8 +26,9 @@ test: lint static test-core test-ml  ## every check: ruff, template/ASL linters,
 lint: $(VENV)/.done  ## ruff
 	$(VENV)/bin/ruff check .
 
-static: $(VENV)/.done $(VENV_SAM)/.done node_modules/.done  ## sam validate --lint, cfn-lint, asl-validator, sam build
-	$(VENV)/bin/python scripts/static_checks.py --sam $(VENV_SAM)/bin/sam --cfn-lint $(VENV)/bin/cfn-lint
+static: $(VENV)/.done $(VENV_SAM)/.done $(VENV_CHECKOV)/.done node_modules/.done  ## sam validate --lint, cfn-lint, checkov, asl-validator, sam build
+	$(VENV)/bin/python scripts/static_checks.py --sam $(VENV_SAM)/bin/sam --cfn-lint $(VENV)/bin/cfn-lint \
+		--checkov $(VENV_CHECKOV)/bin/checkov
 
 test-core: $(VENV)/.done  ## serverless + core + local executor tests (no torch)
 	$(VENV)/bin/pytest -m "not ml and not e2e" -q
@@ -60,6 +64,11 @@ $(VENV_ML)/.done: pyproject.toml ml_code/requirements.txt
 $(VENV_SAM)/.done:
 	$(PYTHON) -m venv $(VENV_SAM)
 	$(VENV_SAM)/bin/pip install -q aws-sam-cli
+	touch $@
+
+$(VENV_CHECKOV)/.done:
+	$(PYTHON) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/pip install -q $(CHECKOV_PIN)
 	touch $@
 
 node_modules/.done: package.json
