@@ -127,3 +127,21 @@ def test_datasets_are_immutable(root: Path, dataset: str, small_dataset: Path, c
     assert nyanops(root, "dataset", "add", str(small_dataset), "--name", "small", "--no-run") == 2
     assert "immutable" in capsys.readouterr().err
     assert tree_digest(root / "bucket" / "datasets") == before
+
+
+def test_watch_starts_runs_for_files_dropped_into_the_bucket_once(root: Path, dataset: str, tmp_path: Path, capsys):
+    manifest = write_manifest(tmp_path, "dropped", dataset)
+    target = root / "bucket" / "manifests" / "dropped.json"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(manifest.read_bytes())
+    # A dataset still uploading (no _dataset.json yet) starts nothing.
+    uploading = root / "bucket" / "datasets" / "uploading" / "train" / "bengal"
+    uploading.mkdir(parents=True)
+    (uploading / "a.jpg").write_bytes(b"\xff\xd8 not finished")
+
+    assert nyanops(root, "watch", "--once") == 0
+    assert nyanops(root, "watch", "--once") == 0  # a second scan sees the same upload: nothing new
+    (row,) = executions(root)
+    assert row.status == "SUCCEEDED" and row.source_key == "manifests/dropped.json"
+    out = capsys.readouterr().out
+    assert out.count("started execution") == 1 and "datasets/small" not in out.split("watching", 1)[1]

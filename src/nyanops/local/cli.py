@@ -171,6 +171,11 @@ def cmd_dataset_add(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{s} {sum(c.values())}" for s, c in marker["counts"].items())
     print(f"added datasets/{dataset_id}: classes {', '.join(marker['classes'])}; {counts} images")
     if args.no_run:
+        marker_key = layout.dataset_marker_key(dataset_id)
+        info = pipeline.store.head(marker_key)
+        assert info is not None and info.version_id is not None
+        pipeline.executions.mark_seen(marker_key, info.version_id, "not-run")
+        print(f"no run started (--no-run); name it in a manifest: \"dataset\": \"datasets/{dataset_id}\"")
         return EXIT_OK
     names = _report_upload(pipeline.fire(layout.dataset_marker_key(dataset_id)))
     if args.wait:
@@ -216,16 +221,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     _push_code(pipeline)
-    seen: set[tuple[str, str | None]] = set()
     print(f"watching {pipeline.store.directory} for manifests/*.json and datasets/<id>/_dataset.json (Ctrl-C stops)")
     while True:
         for prefix in (layout.MANIFESTS_PREFIX, layout.DATASETS_PREFIX):
             for obj in pipeline.store.list(prefix):
                 if layout.classify_key(obj.key).kind is layout.KeyKind.IGNORED:
                     continue
-                if (obj.key, obj.version_id) in seen:
+                # Each upload once, also across restarts; the deterministic execution name would make a
+                # repeat a no-op anyway, but a refused upload would be refused (and notified) again.
+                if obj.version_id is None or pipeline.executions.seen(obj.key, obj.version_id):
                     continue
-                seen.add((obj.key, obj.version_id))
                 _report_upload(pipeline.fire(obj.key))
         pipeline.run_pending()
         if args.once:

@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS executions (
     pid INTEGER,
     host TEXT
 );
+-- Uploads already handed to StartPipeline (or deliberately not, with `dataset add --no-run`), so that
+-- `nyanops watch` acts once per upload even across restarts.
+CREATE TABLE IF NOT EXISTS uploads_seen (
+    key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (key, version)
+);
 CREATE TABLE IF NOT EXISTS execution_events (
     execution TEXT NOT NULL REFERENCES executions(name),
     seq INTEGER NOT NULL,

@@ -111,6 +111,16 @@ class ExecutionStore:
             (name, name, now_iso(), event_type, state, json.dumps(detail, default=str) if detail is not None else None),
         )
 
+    def mark_seen(self, key: str, version: str, outcome: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO uploads_seen (key, version, outcome, at) VALUES (?, ?, ?, ?)",
+            (key, version, outcome, now_iso()),
+        )
+
+    def seen(self, key: str, version: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM uploads_seen WHERE key = ? AND version = ?", (key, version)).fetchone()
+        return row is not None
+
     # -- reading ------------------------------------------------------------------------------------
     def get(self, name: str) -> ExecutionRow | None:
         r = self._db.execute("SELECT * FROM executions WHERE name = ?", (name,)).fetchone()

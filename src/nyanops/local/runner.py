@@ -6,7 +6,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random as _random
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,12 +18,13 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from nyanops.core import layout
+from nyanops.core.best_model import IN_PROGRESS
 from nyanops.core.experiments import ExperimentStore
-from nyanops.core.record_results import RecordResultsDeps
+from nyanops.core.record_results import RecordResultsDeps, failure_text
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.start_pipeline import StartPipelineDeps, UploadResult
 from nyanops.local import executions as ex
-from nyanops.local.asl import ExecutionListener, NullListener, StateMachine, load_state_machine
+from nyanops.local.asl import ExecutionListener, ExecutionResult, NullListener, StateMachine, load_state_machine
 from nyanops.local.bucket import LOCAL_BUCKET, LocalObjectStore
 from nyanops.local.database import connect
 from nyanops.local.experiment_store import SQLiteExperimentStore
@@ -143,6 +147,9 @@ class LocalPipeline:
     progress: Progress
     python: str = sys.executable
     project: Path | None = None
+    # How the executor waits between Retry attempts and draws FULL jitter (tests make both instant/fixed).
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = _random.random
 
     def __post_init__(self) -> None:
         self.project = self.project or project_root()
@@ -220,7 +227,10 @@ class LocalPipeline:
         """Send the upload event for ``key`` to the real StartPipeline handler."""
         from nyanops.core.start_pipeline import Outcome
 
-        response = self.function("StartPipeline").lambda_handler(self.upload_event(key), _context("StartPipeline"))
+        event = self.upload_event(key)
+        response = self.function("StartPipeline").lambda_handler(event, _context("StartPipeline"))
+        for r in response["results"]:
+            self.executions.mark_seen(key, event["detail"]["object"]["version-id"], r["outcome"])
         return [
             UploadResult(
                 Outcome(r["outcome"]),
@@ -258,7 +268,14 @@ class LocalPipeline:
         assert row is not None
         recorder = HistoryRecorder(self.executions, name, self.progress)
         try:
-            result = machine.run(row.input, execution_name=name, task_runner=self.task_runner(), listener=recorder)
+            result = machine.run(
+                row.input,
+                execution_name=name,
+                task_runner=self.task_runner(),
+                listener=recorder,
+                sleep=self.sleep,
+                random=self.random,
+            )
         except (KeyboardInterrupt, SystemExit):
             self._interrupt(name, row.input)
             raise
@@ -270,9 +287,26 @@ class LocalPipeline:
             raise
         status = ex.SUCCEEDED if result.status == "SUCCEEDED" else ex.FAILED
         self.executions.finish(name, status, output=result.output, error=result.error, cause=result.cause)
+        if status == ex.FAILED:
+            self._close_open_trial(row.input, result)
         final = self.executions.get(name)
         assert final is not None
         return final
+
+    def _close_open_trial(self, execution_input: dict[str, Any], result: ExecutionResult) -> None:
+        """A failed run whose failure could not be recorded (RecordFailure failed too) must not leave its
+        trial InProgress forever: record it here, with the step's error and the recording error."""
+        experiment, trial = execution_input["experiment"], execution_input["trial"]
+        if not any(t.trial == trial and t.status == IN_PROGRESS for t in self.experiments.list_trials(experiment)):
+            return
+        state = next(
+            (e["details"].get("input") for e in reversed(result.history) if e["type"] == "FailStateEntered"), None
+        )
+        state = state if isinstance(state, dict) else {}
+        text = failure_text(state["error"]) if state.get("error") else f"{result.error}: {result.cause}"
+        if state.get("record_error"):
+            text += f" (recording the failure failed: {failure_text(state['record_error'])})"
+        self.experiments.fail_trial(experiment, trial, text, datetime.now(timezone.utc))
 
     def run_pending(self) -> list[ex.ExecutionRow]:
         done = []
