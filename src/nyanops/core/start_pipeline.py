@@ -165,6 +165,22 @@ def resolve_code(store: ObjectStore, code_hash: str | None) -> str:
 
 
 def _reject(upload: Upload, rejected: UploadRejected, deps: StartPipelineDeps) -> None:
-    record = rejection_record(upload.key, rejected, deps.clock())
-    deps.store.put(layout.rejection_key(upload.key), json.dumps(record, indent=2, ensure_ascii=False).encode())
+    """Write the record, notify, then mark the record notified. A redelivered event of the same upload
+    version finds it notified and does nothing more (one record, one notification); one whose earlier
+    delivery failed to notify (the handler raised, so the event is retried) notifies now."""
+    key = layout.rejection_key(upload.key)
+    if upload.version is not None and _already_notified(deps.store, key, upload.version):
+        return
+    record = {**rejection_record(upload.key, rejected, deps.clock()), "version": upload.version, "notified": False}
+    deps.store.put(key, json.dumps(record, indent=2, ensure_ascii=False).encode())
     deps.notifier.publish(f"nyanops: upload refused: {upload.key}", f"{upload.key} was refused.\n\n{rejected.message}")
+    record["notified"] = True
+    deps.store.put(key, json.dumps(record, indent=2, ensure_ascii=False).encode())
+
+
+def _already_notified(store: ObjectStore, key: str, version: str) -> bool:
+    try:
+        previous = json.loads(store.get(key))
+    except (ObjectNotFound, ValueError):
+        return False
+    return isinstance(previous, dict) and previous.get("version") == version and previous.get("notified") is True
