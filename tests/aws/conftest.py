@@ -58,8 +58,6 @@ def asl_definition(topic_arn: str) -> str:
         "RecordResultsFunctionArn": RECORD_RESULTS_ARN,
         "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/nyanops-sagemaker",
         "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:2.5-cpu-py311",
-        "TrainingInstanceType": "ml.m5.large",
-        "ProcessingInstanceType": "ml.m5.large",
         "ResultsTopicArn": topic_arn,
     }.items():
         text = text.replace("${" + name + "}", value)
@@ -226,6 +224,10 @@ def world(monkeypatch: pytest.MonkeyPatch, load_handler: Any, execute_state_mach
         "AWS_REGION": REGION,
         "BUCKET_NAME": BUCKET,
         "EXPERIMENT_LOCK_TABLE": LOCK_TABLE,
+        # As template.yaml sets them with its defaults (no KmsKeyArn: an empty KMS_KEY_ARN).
+        "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
+        "PROCESSING_INSTANCE_TYPE": "ml.m5.xlarge",
+        "KMS_KEY_ARN": "",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(SageMakerModelBackend, "describe_experiment", _describe_experiment)

@@ -164,3 +164,78 @@ def test_request_validation_catches_what_sagemaker_would_refuse() -> None:
     assert any("Unknown parameter" in e for e in request_errors("CreateProcessingJob", {**good, "roleArn": "x"}))
     missing = {k: v for k, v in good.items() if k != "AppSpecification"}
     assert any("AppSpecification" in e for e in request_errors("CreateProcessingJob", missing))
+
+
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+KMS_FIELDS = ("KmsKeyId", "VolumeKmsKeyId")
+
+
+def _kms_fields(request: dict[str, Any]) -> dict[str, str]:
+    """The KMS fields of a CreateTrainingJob / CreateProcessingJob request, by where they are."""
+    configs = {
+        "OutputDataConfig": request.get("OutputDataConfig") or {},
+        "ResourceConfig": request.get("ResourceConfig") or {},
+        "ProcessingOutputConfig": request.get("ProcessingOutputConfig") or {},
+        "ClusterConfig": (request.get("ProcessingResources") or {}).get("ClusterConfig") or {},
+    }
+    found = {f"{where}.{f}": config[f] for where, config in configs.items() for f in KMS_FIELDS if f in config}
+    assert sum(json.dumps(request).count(f'"{f}"') for f in KMS_FIELDS) == len(found), "a KMS field elsewhere"
+    return found
+
+
+def test_without_a_key_the_job_requests_carry_no_kms_field(engine: World, fake: FakeSageMaker,
+                                                           lambda_context: Any) -> None:
+    done = upload_and_run(engine, "manifests/nokey.json", lambda_context)
+    assert done["status"] == "SUCCEEDED"
+    assert fake.request_errors == []
+    requests = dict(fake.requests)
+    assert _kms_fields(requests["CreateTrainingJob"]) == {}
+    assert _kms_fields(requests["CreateProcessingJob"]) == {}
+    assert requests["CreateTrainingJob"]["ResourceConfig"] == {
+        "InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}
+
+
+@pytest.mark.parametrize(
+    ("training_type", "processing_type"),
+    [("ml.m5.xlarge", "ml.m5.xlarge"), ("ml.g4dn.xlarge", "ml.g4dn.xlarge"), ("ml.g5.xlarge", "ml.c5.xlarge")],
+)
+def test_with_a_key_the_jobs_encrypt_outputs_and_ebs_volumes(engine: World, fake: FakeSageMaker, lambda_context: Any,
+                                                             monkeypatch: pytest.MonkeyPatch, training_type: str,
+                                                             processing_type: str) -> None:
+    """StartPipeline (configured as the template configures it with a KmsKeyArn) → the real ASL → requests
+    that pass botocore's validation, with the key on outputs always and on volumes except local NVMe types."""
+    monkeypatch.setenv("KMS_KEY_ARN", KMS_KEY)
+    monkeypatch.setenv("TRAINING_INSTANCE_TYPE", training_type)
+    monkeypatch.setenv("PROCESSING_INSTANCE_TYPE", processing_type)
+    engine.handlers[0].set_deps(None)  # settings are read again from the environment
+    done = upload_and_run(engine, "manifests/withkey.json", lambda_context)
+    assert done["status"] == "SUCCEEDED", history(engine, done["executionArn"])[-3:]
+    assert fake.request_errors == []
+    requests = dict(fake.requests)
+    training, processing = requests["CreateTrainingJob"], requests["CreateProcessingJob"]
+    expected_training = {"OutputDataConfig.KmsKeyId": KMS_KEY}
+    if not training_type.startswith(("ml.g4dn.", "ml.g5.")):
+        expected_training["ResourceConfig.VolumeKmsKeyId"] = KMS_KEY
+    expected_processing = {"ProcessingOutputConfig.KmsKeyId": KMS_KEY}
+    if not processing_type.startswith(("ml.g4dn.", "ml.g5.")):
+        expected_processing["ClusterConfig.VolumeKmsKeyId"] = KMS_KEY
+    assert _kms_fields(training) == expected_training
+    assert _kms_fields(processing) == expected_processing
+    assert training["ResourceConfig"]["InstanceType"] == training_type
+    assert processing["ProcessingResources"]["ClusterConfig"]["InstanceType"] == processing_type
+    # The outputs still land where RecordResults looks for them.
+    assert processing["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].endswith(
+        f"/runs/{done['name']}/evaluation/")
+    assert json.loads(done["output"])["results"]["record"]["trial"]["status"] == "Completed"
+
+
+def test_request_validation_accepts_the_kms_fields_and_checks_their_type() -> None:
+    """botocore checks the KMS fields' type (a string), not that a key is non-empty: the input never sends ""."""
+    base = {"ProcessingJobName": "j", "RoleArn": "arn:aws:iam::123456789012:role/r",
+            "AppSpecification": {"ImageUri": "i"}}
+    cluster = {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30, "VolumeKmsKeyId": KMS_KEY}
+    good = {**base, "ProcessingResources": {"ClusterConfig": cluster},
+            "ProcessingOutputConfig": {"Outputs": [], "KmsKeyId": KMS_KEY}}
+    assert request_errors("CreateProcessingJob", good) == []
+    bad = {**good, "ProcessingResources": {"ClusterConfig": {**cluster, "VolumeKmsKeyId": None}}}
+    assert request_errors("CreateProcessingJob", bad)

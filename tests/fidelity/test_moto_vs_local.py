@@ -65,14 +65,14 @@ SUBSTITUTIONS = {
     "RecordResultsFunctionArn": RECORD_RESULTS_ARN,
     "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/nyanops-sagemaker",
     "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:2.5-cpu-py311",
-    "TrainingInstanceType": "ml.m5.large",
-    "ProcessingInstanceType": "ml.m5.large",
     "ResultsTopicArn": TOPIC_ARN,
 }
 # One definition, substituted once, for both engines.
 DEFINITION = apply_substitutions(json.loads(ASL_FILE.read_text()), SUBSTITUTIONS)
 
 BUCKET = "s3://nyanops-example-bucket"
+# The scenarios run with the optional KMS key set (the key-bearing configs are passed through whole).
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TRAIN_JOB = f"{EXECUTION}-train"
 EVAL_JOB = f"{EXECUTION}-eval"
 RUN_INPUT: dict[str, Any] = {
@@ -86,6 +86,9 @@ RUN_INPUT: dict[str, Any] = {
         "checkpoint_s3_uri": f"{BUCKET}/checkpoints/{EXECUTION}/",
         "stopping_condition": {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 172800},
         "use_spot": True,
+        "output_data_config": {"S3OutputPath": f"{BUCKET}/training-output/", "KmsKeyId": KMS_KEY},
+        "resource_config": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30,
+                            "VolumeKmsKeyId": KMS_KEY},
     },
     "dataset": {
         "train_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/train/",
@@ -97,6 +100,13 @@ RUN_INPUT: dict[str, Any] = {
         "job_name": EVAL_JOB,
         "output_s3_uri": f"{BUCKET}/evaluations/{EXECUTION}/",
         "stopping_condition": {"MaxRuntimeInSeconds": 3600},
+        "output_config": {
+            "Outputs": [{"OutputName": "evaluation", "S3Output": {
+                "S3Uri": f"{BUCKET}/evaluations/{EXECUTION}/", "LocalPath": "/opt/ml/processing/evaluation",
+                "S3UploadMode": "EndOfJob"}}],
+            "KmsKeyId": KMS_KEY,
+        },
+        "cluster_config": {"InstanceCount": 1, "InstanceType": "ml.g4dn.xlarge", "VolumeSizeInGB": 30},
     },
 }
 
@@ -172,7 +182,7 @@ def training_job(status: str = "Completed", failure_reason: str | None = None) -
         "HyperParameters": RUN_INPUT["training"]["hyperparameters"],
         "AlgorithmSpecification": {"TrainingImage": SUBSTITUTIONS["TrainingImage"], "TrainingInputMode": "File"},
         "RoleArn": SUBSTITUTIONS["SageMakerRoleArn"],
-        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
+        "ResourceConfig": RUN_INPUT["training"]["resource_config"],
         "EnableManagedSpotTraining": True,
         "CreationTime": _ms("2026-11-28T06:43:05"),
         "TrainingStartTime": _ms("2026-11-28T06:45:00"),
@@ -197,11 +207,7 @@ def processing_job() -> dict[str, Any]:
         "ProcessingJobName": EVAL_JOB,
         "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{EVAL_JOB}",
         "ProcessingJobStatus": "Completed",
-        "ProcessingOutputConfig": {
-            "Outputs": [{"OutputName": "evaluation", "S3Output": {
-                "S3Uri": f"{BUCKET}/evaluations/{EXECUTION}/", "LocalPath": "/opt/ml/processing/evaluation",
-                "S3UploadMode": "EndOfJob"}}]
-        },
+        "ProcessingOutputConfig": RUN_INPUT["evaluation"]["output_config"],
         "CreationTime": _ms("2026-11-28T07:16:00"),
         "ProcessingEndTime": _ms("2026-11-28T07:20:00"),
     }
@@ -228,12 +234,12 @@ PIPELINE_FAILED_CAUSE = DEFINITION["States"]["PipelineFailed"]["Cause"]
 
 
 def retrier(state: str) -> dict[str, Any]:
-    [first] = DEFINITION["States"][state]["Retry"]
-    return first
+    """The state's first retrier: the one the scripted throttling / capacity / busy errors match."""
+    return DEFINITION["States"][state]["Retry"][0]
 
 
 def delay_bound(state: str, retries_done: int) -> float:
-    """The largest delay the state's (single) retrier allows before retry number ``retries_done + 1``."""
+    """The largest delay the state's first retrier allows before retry number ``retries_done + 1``."""
     r = retrier(state)
     return min(r["IntervalSeconds"] * r.get("BackoffRate", 2.0) ** retries_done, r.get("MaxDelaySeconds", 1e9))
 
@@ -553,6 +559,12 @@ def test_success_path(aws: Any) -> None:
                       "Message": RECORDED["Payload"]["message"]}
     [register] = parameters_of(local, "RegisterTrial")
     assert register == {"FunctionName": RECORD_RESULTS_ARN, "Payload": {"mode": "started", "run": RUN_INPUT}}
+    # The key-bearing configs reach the jobs whole (both engines: the calls are compared above).
+    [train] = parameters_of(local, "Train")
+    assert train["OutputDataConfig"]["KmsKeyId"] == train["ResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY
+    [evaluate] = parameters_of(local, "Evaluate")
+    assert evaluate["ProcessingOutputConfig"]["KmsKeyId"] == KMS_KEY
+    assert evaluate["ProcessingResources"] == {"ClusterConfig": RUN_INPUT["evaluation"]["cluster_config"]}
 
 
 def test_retried_failures(aws: Any) -> None:

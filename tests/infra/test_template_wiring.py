@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from nyanops.core import best_model, naming
-from nyanops.core.settings import RecordResultsSettings, StartPipelineSettings
+from nyanops.core.execution_input import supports_volume_kms
+from nyanops.core.settings import KMS_KEY_ARN_RE, RecordResultsSettings, StartPipelineSettings
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 # Set by Lambda itself, never by the template.
@@ -36,6 +37,35 @@ def test_every_asl_placeholder_has_a_substitution_and_vice_versa(asl_text, resou
     assert placeholders, "the ASL file has no ${...} placeholders: the pattern is wrong"
     assert placeholders - substitutions == set(), "placeholders without a DefinitionSubstitutions key"
     assert substitutions - placeholders == set(), "DefinitionSubstitutions keys the ASL never uses"
+
+
+def test_instance_types_and_the_key_reach_the_jobs_through_the_execution_input(template, resources):
+    """Not through DefinitionSubstitutions: StartPipeline builds the jobs' resource and output configs."""
+    substitutions = resources["TrainingPipeline"]["Properties"]["DefinitionSubstitutions"]
+    assert not {"TrainingInstanceType", "ProcessingInstanceType", "KmsKeyArn"} & set(substitutions)
+    env = function_environment(template, "StartPipelineFunction")
+    assert env["TRAINING_INSTANCE_TYPE"] == {"Ref": "TrainingInstanceType"}
+    assert env["PROCESSING_INSTANCE_TYPE"] == {"Ref": "ProcessingInstanceType"}
+    assert env["KMS_KEY_ARN"] == {"Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, ""]}
+    # The settings accept exactly the keys the parameter accepts (and "" for none).
+    assert template["Parameters"]["KmsKeyArn"]["AllowedPattern"] == "^$|" + KMS_KEY_ARN_RE.pattern
+    # Every value the parameters allow passes the settings' validation.
+    base = {"BUCKET_NAME": "b-bucket", "AWS_REGION": "us-east-1", "STATE_MACHINE_ARN": "arn", "TOPIC_ARN": "arn"}
+    params = template["Parameters"]
+    for training in params["TrainingInstanceType"]["AllowedValues"]:
+        for processing in params["ProcessingInstanceType"]["AllowedValues"]:
+            StartPipelineSettings.model_validate(
+                {**base, "TRAINING_INSTANCE_TYPE": training, "PROCESSING_INSTANCE_TYPE": processing}
+            )
+
+
+def test_which_allowed_instance_types_take_a_volume_key(template):
+    """With a KmsKeyArn, VolumeKmsKeyId is left out for the types with local NVMe storage (SageMaker refuses
+    it there): of the allowed types, the g4dn and g5 ones; p3 is EBS-backed."""
+    params = template["Parameters"]
+    allowed = {*params["TrainingInstanceType"]["AllowedValues"], *params["ProcessingInstanceType"]["AllowedValues"]}
+    assert {t for t in allowed if not supports_volume_kms(t)} == {
+        "ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g5.xlarge", "ml.g5.2xlarge"}
 
 
 def test_state_machine_uses_the_asl_file_and_is_standard(resources):

@@ -13,8 +13,6 @@ SUBSTITUTIONS = {
     "RecordResultsFunctionArn": "arn:aws:lambda:local:000000000000:function:record-results",
     "SageMakerRoleArn": "arn:aws:iam::000000000000:role/sagemaker",
     "TrainingImage": "local/nyanops-training:latest",
-    "TrainingInstanceType": "ml.g4dn.xlarge",
-    "ProcessingInstanceType": "ml.m5.large",
     "ResultsTopicArn": "arn:aws:sns:local:000000000000:results",
 }
 RUN_INPUT: dict[str, Any] = {
@@ -28,6 +26,8 @@ RUN_INPUT: dict[str, Any] = {
         "checkpoint_s3_uri": "s3://bucket/checkpoints/run-1/",
         "stopping_condition": {"MaxRuntimeInSeconds": 3600},
         "use_spot": False,
+        "output_data_config": {"S3OutputPath": "s3://bucket/output/"},
+        "resource_config": {"InstanceCount": 1, "InstanceType": "ml.g4dn.xlarge", "VolumeSizeInGB": 30},
     },
     "dataset": {
         "train_s3_uri": "s3://bucket/d/train/",
@@ -39,6 +39,10 @@ RUN_INPUT: dict[str, Any] = {
         "job_name": "cats-run-1-eval",
         "output_s3_uri": "s3://bucket/evaluation/run-1/",
         "stopping_condition": {"MaxRuntimeInSeconds": 1800},
+        "output_config": {"Outputs": [{"OutputName": "evaluation", "S3Output": {
+            "S3Uri": "s3://bucket/evaluation/run-1/", "LocalPath": "/opt/ml/processing/evaluation",
+            "S3UploadMode": "EndOfJob"}}]},
+        "cluster_config": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
     },
 }
 
@@ -116,13 +120,16 @@ def test_success_path() -> None:
     train = by_state["Train"]
     assert train["TrainingJobName"] == "cats-run-1-train"
     assert train["RoleArn"] == SUBSTITUTIONS["SageMakerRoleArn"]
-    assert train["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
+    assert train["ResourceConfig"] == RUN_INPUT["training"]["resource_config"]
+    assert train["OutputDataConfig"] == {"S3OutputPath": "s3://bucket/output/"}
     assert train["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://bucket/d/val/"
     assert train["Tags"] == [
         {"Key": "nyanops:experiment", "Value": "cats"},
         {"Key": "nyanops:execution", "Value": "run-1"},
     ]
     evaluate = by_state["Evaluate"]
+    assert evaluate["ProcessingResources"] == {"ClusterConfig": RUN_INPUT["evaluation"]["cluster_config"]}
+    assert evaluate["ProcessingOutputConfig"] == RUN_INPUT["evaluation"]["output_config"]
     assert evaluate["ProcessingInputs"][1]["S3Input"]["S3Uri"].endswith("model.tar.gz")
     assert by_state["Notify"] == {
         "TopicArn": SUBSTITUTIONS["ResultsTopicArn"],

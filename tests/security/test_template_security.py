@@ -209,3 +209,24 @@ def test_sagemaker_jobs_encrypt_traffic_and_isolate_evaluation():
     # job starts, and resnet18 may download its ImageNet weights (docs/security.md).
     assert "EnableNetworkIsolation" not in train
     assert "VpcConfig" not in json.dumps(states)
+
+
+def test_sagemaker_jobs_take_the_optional_kms_key_from_the_execution_input(template, resources):
+    """With a KmsKeyArn, StartPipeline puts the key into the jobs' output and volume configs (never an empty
+    field; no VolumeKmsKeyId for local NVMe instance types); the ASL takes those configs whole."""
+    states = json.loads(ASL_FILE.read_text())["States"]
+    train, evaluate = states["Train"]["Parameters"], states["Evaluate"]["Parameters"]
+    assert train["OutputDataConfig.$"] == "$.training.output_data_config"
+    assert train["ResourceConfig.$"] == "$.training.resource_config"
+    assert evaluate["ProcessingOutputConfig.$"] == "$.evaluation.output_config"
+    assert evaluate["ProcessingResources"] == {"ClusterConfig.$": "$.evaluation.cluster_config"}
+    # No literal config beside them that could override or shadow the input's.
+    assert not {"OutputDataConfig", "ResourceConfig"} & set(train)
+    assert "ProcessingOutputConfig" not in evaluate
+    assert "Kms" not in ASL_FILE.read_text()
+    env = resources["StartPipelineFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["KMS_KEY_ARN"] == {"Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, ""]}
+    # The state machine role (the caller of CreateTrainingJob/CreateProcessingJob) gets no KMS permission:
+    # the key's grants are the SageMaker execution role's (SageMakerKmsKeyPolicy, checked above).
+    role = json.dumps(resources["StateMachineRole"]["Properties"])
+    assert "kms:" not in role

@@ -16,6 +16,7 @@ from nyanops.core.execution_input import (
     build_execution_input,
     hyperparameter_strings,
     run_execution_name,
+    supports_volume_kms,
 )
 from nyanops.core.manifest import parse_manifest
 from nyanops.core.settings import PipelineSettings
@@ -27,6 +28,8 @@ CODE_HASH = "c" * 64
 PATH_RE = re.compile(r"\$(?:\.[A-Za-z0-9_\-]+)+")
 # Written by the state machine itself (ResultPath), not read from the execution input.
 STATE_ROOTS = ("results", "error", "notification_error", "record_error")
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
 
 
 def settings(**overrides: Any) -> PipelineSettings:
@@ -92,10 +95,20 @@ def test_the_asl_reads_paths_at_all() -> None:
     assert "$.error.Cause" in paths  # inside States.Format(...)
 
 
+@pytest.mark.parametrize(
+    "jobs",
+    [
+        {},
+        {"KMS_KEY_ARN": KEY},
+        {"KMS_KEY_ARN": KEY, "TRAINING_INSTANCE_TYPE": "ml.g4dn.xlarge", "PROCESSING_INSTANCE_TYPE": "ml.g4dn.xlarge"},
+        {"TRAINING_INSTANCE_TYPE": "ml.g5.xlarge"},
+    ],
+    ids=["no-key", "key", "key-gpu", "no-key-gpu"],
+)
 @pytest.mark.parametrize("use_spot", ["false", "true"])
 @pytest.mark.parametrize("kind", ["manifest", "dataset"])
-def test_every_input_path_the_asl_reads_exists(kind: str, use_spot: str) -> None:
-    doc = build_execution_input(request(kind), settings(USE_SPOT=use_spot))
+def test_every_input_path_the_asl_reads_exists(kind: str, use_spot: str, jobs: dict[str, str]) -> None:
+    doc = build_execution_input(request(kind), settings(USE_SPOT=use_spot, **jobs))
     json.dumps(doc)  # the input must be plain JSON
     for state, key, path in asl_reads():
         if path.split(".")[1] in STATE_ROOTS:
@@ -161,3 +174,91 @@ def test_hyperparameter_strings() -> None:
     assert hyperparameter_strings({"a": True, "b": False, "c": 1, "d": 0.5, "e": "x"}) == {
         "a": "true", "b": "false", "c": "1", "d": "0.5", "e": "x"
     }
+
+
+def kms_fields(node: Any, where: str = "$") -> dict[str, Any]:
+    """Every KMS field anywhere in ``node``, by path."""
+    found: dict[str, Any] = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in KMS_FIELDS:
+                found[f"{where}.{key}"] = value
+            found.update(kms_fields(value, f"{where}.{key}"))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            found.update(kms_fields(item, f"{where}[{i}]"))
+    return found
+
+
+def test_job_configs_without_a_key_carry_no_kms_field() -> None:
+    doc = build_execution_input(request(), settings())
+    assert kms_fields(doc) == {}
+    name = doc["execution_name"]
+    training, evaluation = doc["training"], doc["evaluation"]
+    assert training["output_data_config"] == {"S3OutputPath": f"s3://{BUCKET}/runs/{name}/model/"}
+    assert training["resource_config"] == {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}
+    assert evaluation["output_config"] == {
+        "Outputs": [{"OutputName": "evaluation", "S3Output": {
+            "S3Uri": f"s3://{BUCKET}/runs/{name}/evaluation/", "LocalPath": "/opt/ml/processing/evaluation",
+            "S3UploadMode": "EndOfJob"}}]
+    }
+    assert evaluation["cluster_config"] == {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}
+    # The configs and the paths RecordResults reads agree.
+    assert training["output_data_config"]["S3OutputPath"] == training["output_s3_uri"]
+    assert evaluation["output_config"]["Outputs"][0]["S3Output"]["S3Uri"] == evaluation["output_s3_uri"]
+
+
+def test_an_empty_key_is_no_key() -> None:
+    assert kms_fields(build_execution_input(request(), settings(KMS_KEY_ARN=""))) == {}
+
+
+def test_a_key_encrypts_outputs_and_volumes() -> None:
+    doc = build_execution_input(request(), settings(KMS_KEY_ARN=KEY, TRAINING_INSTANCE_TYPE="ml.m5.xlarge",
+                                                    PROCESSING_INSTANCE_TYPE="ml.c5.xlarge"))
+    assert kms_fields(doc) == {
+        "$.training.output_data_config.KmsKeyId": KEY,
+        "$.training.resource_config.VolumeKmsKeyId": KEY,
+        "$.evaluation.output_config.KmsKeyId": KEY,
+        "$.evaluation.cluster_config.VolumeKmsKeyId": KEY,
+    }
+    assert doc["training"]["resource_config"]["InstanceType"] == "ml.m5.xlarge"
+    assert doc["evaluation"]["cluster_config"]["InstanceType"] == "ml.c5.xlarge"
+
+
+def test_a_key_leaves_local_nvme_volumes_alone() -> None:
+    """SageMaker refuses VolumeKmsKeyId for instance types with local NVMe storage (hardware-encrypted)."""
+    doc = build_execution_input(request(), settings(KMS_KEY_ARN=KEY, TRAINING_INSTANCE_TYPE="ml.g4dn.xlarge",
+                                                    PROCESSING_INSTANCE_TYPE="ml.g4dn.xlarge"))
+    assert kms_fields(doc) == {
+        "$.training.output_data_config.KmsKeyId": KEY,
+        "$.evaluation.output_config.KmsKeyId": KEY,
+    }
+    assert doc["training"]["resource_config"] == {"InstanceCount": 1, "InstanceType": "ml.g4dn.xlarge",
+                                                  "VolumeSizeInGB": 30}
+
+
+@pytest.mark.parametrize(
+    "instance_type",
+    ["ml.m5.xlarge", "ml.m5.large", "ml.c5.2xlarge", "ml.c5n.xlarge", "ml.t3.medium", "ml.p3.2xlarge",
+     "ml.p2.xlarge", "ml.inf2.xlarge", "ml.m6i.large", "ml.r5.large"],
+)
+def test_volume_kms_on_ebs_instance_types(instance_type: str) -> None:
+    assert supports_volume_kms(instance_type) is True
+
+
+@pytest.mark.parametrize(
+    "instance_type",
+    ["ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.g6e.xlarge",
+     "ml.p3dn.24xlarge", "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.trn1.2xlarge",
+     "ml.m5d.xlarge", "ml.c5d.xlarge", "ml.r5dn.large", "ml.m6id.large", "ml.g4ad.xlarge", "ml.dl1.24xlarge",
+     "ml.p6-b200.48xlarge"],
+)
+def test_no_volume_kms_on_local_nvme_instance_types(instance_type: str) -> None:
+    assert supports_volume_kms(instance_type) is False
+
+
+@pytest.mark.parametrize("bad", ["m5.xlarge", "ml.m5", "", "ml..xlarge"])
+def test_supports_volume_kms_wants_an_instance_type(bad: str) -> None:
+    with pytest.raises(ValueError):
+        supports_volume_kms(bad)
+

@@ -25,6 +25,7 @@ def test_start_pipeline_settings_with_defaults() -> None:
     assert (s.bucket, s.region, s.default_experiment, s.primary_metric) == (
         "nyanops-example-bucket", "us-east-1", "cats", "macro_f1")
     assert s.use_spot is False and s.max_runtime_seconds == 3600
+    assert (s.training_instance_type, s.processing_instance_type, s.kms_key_arn) == ("ml.m5.xlarge", "ml.m5.xlarge", "")
 
 
 @pytest.mark.parametrize("missing", sorted(START_ENV))
@@ -42,7 +43,10 @@ def test_all_missing_variables_are_named_at_once() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PRIMARY_METRIC", "f2"), ("MAX_RUNTIME_SECONDS", "10"), ("USE_SPOT", "maybe"), ("BUCKET_NAME", "b")],
+    [("PRIMARY_METRIC", "f2"), ("MAX_RUNTIME_SECONDS", "10"), ("USE_SPOT", "maybe"), ("BUCKET_NAME", "b"),
+     ("TRAINING_INSTANCE_TYPE", "m5.xlarge"), ("TRAINING_INSTANCE_TYPE", ""), ("PROCESSING_INSTANCE_TYPE", "ml.m5"),
+     ("KMS_KEY_ARN", "alias/aws/s3"), ("KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:alias/nyanops"),
+     ("KMS_KEY_ARN", " ")],
 )
 def test_bad_values_are_named(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
@@ -53,6 +57,15 @@ def test_values_are_parsed() -> None:
     s = load_settings(PipelineSettings, {**START_ENV, "USE_SPOT": "true", "PRIMARY_METRIC": "error_rate",
                                          "EVALUATION_MAX_RUNTIME_SECONDS": "600"})
     assert s.use_spot is True and s.primary_metric == "error_rate" and s.evaluation_max_runtime_seconds == 600
+
+
+def test_jobs_settings_are_parsed() -> None:
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    s = load_settings(PipelineSettings, {**START_ENV, "TRAINING_INSTANCE_TYPE": "ml.g4dn.xlarge",
+                                         "PROCESSING_INSTANCE_TYPE": "ml.t3.medium", "KMS_KEY_ARN": key})
+    assert (s.training_instance_type, s.processing_instance_type, s.kms_key_arn) == (
+        "ml.g4dn.xlarge", "ml.t3.medium", key)
+    assert load_settings(PipelineSettings, {**START_ENV, "KMS_KEY_ARN": ""}).kms_key_arn == ""
 
 
 def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

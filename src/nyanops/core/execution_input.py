@@ -2,10 +2,15 @@
 
 The shape is the contract with ``statemachine/training_pipeline.asl.json`` (every ``$.`` path it
 reads is produced here; a test checks that) and with RecordResults.
+
+The job parameters that may carry the optional KMS key (``training.output_data_config``,
+``training.resource_config``, ``evaluation.output_config``, ``evaluation.cluster_config``) are built here
+whole and taken by the ASL with ``.$``: a KMS field is present only when there is a key, never empty.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +24,21 @@ INPUT_VERSION = 1
 TRAIN_ENTRY_POINT = "train.py"
 EVALUATION_ENTRY_POINT = "evaluation.py"
 SAGEMAKER_PREFIX = "sagemaker_"
+VOLUME_SIZE_GB = 30
+EVALUATION_OUTPUT_NAME = "evaluation"
+EVALUATION_OUTPUT_PATH = "/opt/ml/processing/evaluation"
+
+# Instance families with local NVMe instance storage. SageMaker refuses a VolumeKmsKeyId for them
+# (CreateTrainingJob ResourceConfig.VolumeKmsKeyId, CreateProcessingJob ClusterConfig.VolumeKmsKeyId:
+# "You can't request a VolumeKmsKeyId when using an instance type with local storage"); their local
+# storage is encrypted by a hardware module on the instance. Besides these, every family whose name
+# carries a "d" after the generation (m5d, c5d, r5dn, m6id, g4dn, g4ad, p3dn, p4d, p4de...) has local
+# storage (EC2 "Instance store volumes"). An unknown family is taken to have no local storage (if it has
+# some, SageMaker refuses the job with a validation error: add the family here).
+LOCAL_NVME_FAMILIES = frozenset(
+    {"g5", "g6", "g6e", "g6f", "gr6", "gr6f", "p5", "p5e", "p5en", "p6-b200", "trn1", "trn1n", "trn2", "dl1"}
+)
+_D_VARIANT = re.compile(r"^[a-z]+[0-9]+[a-z]*d[a-z]*$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,21 @@ def hyperparameter_strings(values: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def supports_volume_kms(instance_type: str) -> bool:
+    """Whether SageMaker accepts a ``VolumeKmsKeyId`` for ``instance_type`` (``ml.<family>.<size>``):
+    not for instance types with local NVMe storage (see ``LOCAL_NVME_FAMILIES``)."""
+    parts = instance_type.split(".")
+    family = parts[1] if len(parts) == 3 and parts[0] == "ml" else ""
+    if not family:
+        raise ValueError(f"not a SageMaker instance type (ml.<family>.<size>): {instance_type!r}")
+    return family not in LOCAL_NVME_FAMILIES and not _D_VARIANT.match(family)
+
+
+def _with_key(config: dict[str, Any], field: str, key: str, applies: bool = True) -> dict[str, Any]:
+    """``config`` plus ``field: key`` when there is a key (and it applies); never an empty key field."""
+    return {**config, field: key} if key and applies else config
+
+
 def build_execution_input(request: RunRequest, settings: PipelineSettings) -> dict[str, Any]:
     """The execution input for one run (the ``$`` the state machine starts with)."""
     name = run_execution_name(request)
@@ -70,6 +105,10 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
             f"{SAGEMAKER_PREFIX}region": settings.region,
         }
     )
+    key = settings.kms_key_arn
+    training_output = layout.s3_uri(bucket, layout.run_model_prefix(name))
+    evaluation_output = layout.s3_uri(bucket, layout.run_evaluation_prefix(name))
+    training_type, processing_type = settings.training_instance_type, settings.processing_instance_type
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": settings.max_runtime_seconds}
     if settings.use_spot:
         # Spot jobs wait for capacity; give them as long again as they may run.
@@ -106,14 +145,40 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
         "training": {
             "job_name": naming.training_job_name(name),
             "hyperparameters": sm_hyper,
-            "output_s3_uri": layout.s3_uri(bucket, layout.run_model_prefix(name)),
+            "output_s3_uri": training_output,
             "checkpoint_s3_uri": layout.s3_uri(bucket, layout.run_checkpoint_prefix(name)),
             "stopping_condition": stopping,
             "use_spot": settings.use_spot,
+            # CreateTrainingJob OutputDataConfig and ResourceConfig, whole.
+            "output_data_config": _with_key({"S3OutputPath": training_output}, "KmsKeyId", key),
+            "resource_config": _with_key(
+                {"InstanceCount": 1, "InstanceType": training_type, "VolumeSizeInGB": VOLUME_SIZE_GB},
+                "VolumeKmsKeyId", key, supports_volume_kms(training_type),
+            ),
         },
         "evaluation": {
             "job_name": naming.processing_job_name(name),
-            "output_s3_uri": layout.s3_uri(bucket, layout.run_evaluation_prefix(name)),
+            "output_s3_uri": evaluation_output,
             "stopping_condition": {"MaxRuntimeInSeconds": settings.evaluation_max_runtime_seconds},
+            # CreateProcessingJob ProcessingOutputConfig and ProcessingResources.ClusterConfig, whole.
+            "output_config": _with_key(
+                {
+                    "Outputs": [
+                        {
+                            "OutputName": EVALUATION_OUTPUT_NAME,
+                            "S3Output": {
+                                "S3Uri": evaluation_output,
+                                "LocalPath": EVALUATION_OUTPUT_PATH,
+                                "S3UploadMode": "EndOfJob",
+                            },
+                        }
+                    ]
+                },
+                "KmsKeyId", key,
+            ),
+            "cluster_config": _with_key(
+                {"InstanceCount": 1, "InstanceType": processing_type, "VolumeSizeInGB": VOLUME_SIZE_GB},
+                "VolumeKmsKeyId", key, supports_volume_kms(processing_type),
+            ),
         },
     }

@@ -4,6 +4,7 @@ or buckets). ``template.yaml`` sets every variable here; a test keeps the two in
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -12,6 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nyanops.core import best_model
 
 T = TypeVar("T", bound=BaseModel)
+
+# An instance type as SageMaker names it (ml.<family>.<size>); the template's AllowedValues list the real ones.
+INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9-]+$")
+# The template's KmsKeyArn AllowedPattern (a key ARN, not an alias); empty means "no key".
+KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
 
 
 class SettingsError(RuntimeError):
@@ -30,11 +36,29 @@ class PipelineSettings(BaseModel):
     use_spot: bool = Field(default=False, alias="USE_SPOT")
     max_runtime_seconds: int = Field(default=3600, ge=60, le=432000, alias="MAX_RUNTIME_SECONDS")
     evaluation_max_runtime_seconds: int = Field(default=1800, ge=60, le=432000, alias="EVALUATION_MAX_RUNTIME_SECONDS")
+    training_instance_type: str = Field(default="ml.m5.xlarge", alias="TRAINING_INSTANCE_TYPE")
+    processing_instance_type: str = Field(default="ml.m5.xlarge", alias="PROCESSING_INSTANCE_TYPE")
+    # Empty: no customer managed key (the job parameters then carry no KMS field at all).
+    kms_key_arn: str = Field(default="", alias="KMS_KEY_ARN")
 
     @field_validator("primary_metric")
     @classmethod
     def _metric(cls, value: str) -> str:
         return best_model.check_metric(value)
+
+    @field_validator("training_instance_type", "processing_instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        if not INSTANCE_TYPE_RE.match(value):
+            raise ValueError(f"not a SageMaker instance type (ml.<family>.<size>): {value!r}")
+        return value
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms_key_arn(cls, value: str) -> str:
+        if value and not KMS_KEY_ARN_RE.match(value):
+            raise ValueError("empty, or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; not an alias)")
+        return value
 
 
 class StartPipelineSettings(PipelineSettings):

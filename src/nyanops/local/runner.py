@@ -59,6 +59,11 @@ def local_settings() -> PipelineSettings:
             "USE_SPOT": "false",
             "MAX_RUNTIME_SECONDS": env.get("NYANOPS_MAX_RUNTIME_SECONDS", "3600"),
             "EVALUATION_MAX_RUNTIME_SECONDS": env.get("NYANOPS_EVALUATION_MAX_RUNTIME_SECONDS", "1800"),
+            # Recorded in the job requests only: local jobs run in this machine's Python.
+            "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
+            "PROCESSING_INSTANCE_TYPE": "ml.m5.xlarge",
+            # No KMS locally: the job requests carry no KMS field.
+            "KMS_KEY_ARN": "",
         }
     )
 
@@ -68,8 +73,6 @@ def substitutions() -> dict[str, str]:
     return {
         "TrainingImage": "local/python",
         "SageMakerRoleArn": "arn:aws:iam::000000000000:role/nyanops-local-sagemaker",
-        "TrainingInstanceType": "ml.m5.xlarge",
-        "ProcessingInstanceType": "ml.m5.xlarge",
         "RecordResultsFunctionArn": function_arn("RecordResults"),
         "ResultsTopicArn": topic_arn("nyanops-results"),
     }
