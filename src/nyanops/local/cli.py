@@ -175,7 +175,7 @@ def cmd_dataset_add(args: argparse.Namespace) -> int:
         info = pipeline.store.head(marker_key)
         assert info is not None and info.version_id is not None
         pipeline.executions.mark_seen(marker_key, info.version_id, "not-run")
-        print(f"no run started (--no-run); name it in a manifest: \"dataset\": \"datasets/{dataset_id}\"")
+        print(f'no run started (--no-run); name it in a manifest: "dataset": "datasets/{dataset_id}"')
         return EXIT_OK
     names = _report_upload(pipeline.fire(layout.dataset_marker_key(dataset_id)))
     if args.wait:
@@ -532,7 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("-v", "--verbose", action="store_true", help="show every line the jobs print")
 
-    ds = sub.add_parser("dataset", help="datasets").add_subparsers(dest="dataset_command", required=True)
+    ds = sub.add_parser("dataset", help="add a folder as a new immutable dataset (dataset add DIR)").add_subparsers(
+        dest="dataset_command", required=True
+    )
     sp = ds.add_parser("add", help="copy a folder in as a new immutable dataset (writes _dataset.json last)")
     sp.set_defaults(func=cmd_dataset_add)
     sp.add_argument("dir", help="folder with train/, val/, test/ each holding <class>/<image> files")
@@ -582,7 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--profile", help="AWS profile (with --bucket)")
     sp.add_argument("--region", help="AWS region (with --bucket)")
 
-    code = sub.add_parser("code", help="ml_code bundles").add_subparsers(dest="code_command", required=True)
+    code = sub.add_parser("code", help="push ml_code as a content-addressed bundle (code push)").add_subparsers(
+        dest="code_command", required=True
+    )
     sp = code.add_parser("push", help="upload ml_code as code/<sha256>/ (local root, or a deployed bucket)")
     sp.set_defaults(func=cmd_code_push)
     sp.add_argument("--bucket", help="the deployed stack's bucket (BucketName output)")
