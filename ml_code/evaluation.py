@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> dict:
     test_classes = find_classes(args.test_dir, "test")
     check_same_classes({"model": class_names, "test": test_classes})
     device = select_device(args.num_gpus)
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)
 
     t0 = time.perf_counter()
     side = int(meta.get("stored_size") or meta["image_size"])
@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> dict:
         norm=meta["normalization"],
         device=device,
         batch_size=args.batch_size,
+        tta=bool(meta.get("tta", False)),
     )
     predict_seconds = time.perf_counter() - t0
     probabilities = logits.softmax(dim=1)

@@ -373,3 +373,54 @@ def test_evaluation_bad_inputs(image_splits, tmp_path, capsys):
     (model_dir / "model.pth").write_bytes(b"garbage")
     assert evaluation.main([*base, "--test-dir", str(image_splits / "val")]) == 2
     assert "model.pth: does not match" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- recipe options
+
+
+def test_fit_on_train_val_keeps_last_epoch_and_tta_round_trip(image_splits, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    argv = ["--data-dir", str(image_splits), "--model-dir", str(model_dir), "--epochs", "3", *FAST]
+    assert train.main([*argv, "--freeze-epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "fitting on train+val (12 images)" in out and "last epoch 3:" in out
+    assert len(re.findall(r"^val Loss: \d+\.\d{4} Acc: \d\.\d{4}$", out, flags=re.M)) == 3
+    meta = json.loads((model_dir / "model_meta.json").read_text())
+    assert meta["best_epoch"] == 3 and meta["fit_on"] == "train+val" and meta["tta"] is True
+    assert meta["num_images"] == {"train": 6, "val": 6, "fitted": 12}
+    assert meta["hyperparameters"]["fit-on"] == "train+val" and meta["hyperparameters"]["tta"] is True
+    assert (
+        evaluation.main(
+            [
+                "--model-dir",
+                str(model_dir),
+                "--test-dir",
+                str(image_splits / "test"),
+                "--output-dir",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 0
+    )
+    assert train.main([*argv, "--fit-on", "train", "--tta", "false", "--model-dir", str(tmp_path / "m2")]) == 0
+    out = capsys.readouterr().out
+    assert "fitting on train+val" not in out and re.search(r"^best epoch [123]:", out, flags=re.M)
+    assert json.loads((tmp_path / "m2" / "model_meta.json").read_text())["num_images"]["fitted"] == 6
+
+
+def test_flip_average_is_log_mean_probability():
+    import torch
+
+    a, b = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    assert torch.allclose(train.flip_average(a, b).exp(), torch.tensor([[0.5, 0.5]]))
+    assert torch.allclose(train.flip_average(a, a).softmax(1), a.softmax(1))
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_variants_match_their_offline_weights(arch):
+    from backbones import build_model, default_weights_path
+
+    if default_weights_path(arch) is None:
+        pytest.skip(f"{arch} weights package not installed")
+    model = build_model(arch, 3, pretrained=True)  # strict key / shape check inside
+    assert model._fc.out_features == 3
