@@ -221,7 +221,7 @@ CASES: tuple[Case, ...] = (
          (Expected("hyperparameters.augment", 'must be true or false, got "yes"', "write true or false"),),
          layer=SCHEMA),
     Case("arch-unknown", "arch: vgg16 (not a known backbone)", "manifests/arch.json", hp(arch="vgg16"),
-         (Expected("hyperparameters.arch", 'unknown value "vgg16"', "use one of: 'efficientnet_lite0'"),),
+         (Expected("hyperparameters.arch", 'unknown value "vgg16"', "use one of: 'efficientnet_lite2'"),),
          layer=SCHEMA),
     # -- numbers -----------------------------------------------------------------------------------------
     Case("epochs-zero", "epochs: 0", "manifests/epochs-0.json", hp(epochs=0),

@@ -58,6 +58,8 @@ BAD_MANIFESTS: list[tuple[str, bytes, str, str, str]] = [
     ("bad-arch", hp(arch="vgg16"), "hyperparameters.arch", 'unknown value "vgg16"', "efficientnet_lite0"),
     ("augment-yes", hp(augment="yes"), "hyperparameters.augment", 'true or false, got "yes"', "true or false"),
     ("augment-1", hp(augment=1), "hyperparameters.augment", "true or false", "true or false"),
+    ("fit-on-val", hp(**{"fit-on": "val"}), "hyperparameters.fit-on", 'unknown value "val"', "'train+val'"),
+    ("tta-string", hp(tta="true"), "hyperparameters.tta", 'true or false, got "true"', "without quotes"),
     ("num-classes-1", hp(**{"num-classes": 1}), "hyperparameters.num-classes", "at least 2", "at least 2"),
     ("hyperparameters-array", doc(hyperparameters=[]), "hyperparameters", "must be a JSON object", "{"),
     ("hyperparameters-null", doc(hyperparameters=None), "hyperparameters", "must be a JSON object", "{"),

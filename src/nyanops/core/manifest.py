@@ -30,8 +30,9 @@ MAX_MANIFEST_BYTES = 1_000_000
 MAX_COMMENT = 1000
 
 
-# Backbones ``train.py`` knows. ``efficientnet_lite0`` has ImageNet weights that work offline.
-Arch = Literal["efficientnet_lite0", "resnet18"]
+# Backbones ``train.py`` knows. The EfficientNet-Lite ones have ImageNet weights that work offline.
+Arch = Literal["efficientnet_lite2", "efficientnet_lite1", "efficientnet_lite0", "resnet18"]
+FitOn = Literal["train+val", "train"]
 ARCHES: tuple[str, ...] = get_args(Arch)
 # ValueError texts in validators are "<what is wrong>|<how to fix it>".
 _FIX_SEP = "|"
@@ -57,6 +58,10 @@ class Hyperparameters(BaseModel):
     freeze_epochs: int | None = Field(
         default=None, alias="freeze-epochs", ge=0, le=1000, description="epochs that train only the head"
     )
+    fit_on: FitOn | None = Field(
+        default=None, alias="fit-on", description="train+val: fit on both, keep the last epoch; train: pick on val"
+    )
+    tta: bool | None = Field(default=None, description="average the mirror image's prediction in val/test")
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     workers: int | None = Field(default=None, ge=0, le=64)
 

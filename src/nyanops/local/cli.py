@@ -376,14 +376,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CliError(f"the sample data was refused: {rejected.message}") from None
     first = _report_upload(pipeline.fire(layout.dataset_marker_key(dataset_id)))
     code = _follow(pipeline, first)
-    print("2/3 a second manifest that differs in one hyperparameter (no augmentation)")
+    print("2/3 a second manifest that differs in one hyperparameter (a smaller backbone)")
     manifest = {
         "experiment": pipeline.settings.default_experiment,
         "dataset": f"datasets/{dataset_id}",
-        "comment": "demo: same recipe without augmentation",
-        "hyperparameters": {"augment": False},
+        "comment": "demo: the smaller EfficientNet-Lite0 backbone",
+        "hyperparameters": {"arch": "efficientnet_lite0"},
     }
-    path = pipeline.root / "demo-no-augment.json"
+    path = pipeline.root / "demo-lite0.json"
     path.write_text(json.dumps(manifest, indent=2))
     key = put_manifest(pipeline, path)
     code = max(code, _follow(pipeline, _report_upload(pipeline.fire(key))))
