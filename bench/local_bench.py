@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HYPER = {"epochs": 2, "freeze-epochs": 1, "seed": 0}
+HYPER = {"epochs": 2, "seed": 0}
 
 
 def timed_lines(
