@@ -38,6 +38,7 @@ test-ml: $(VENV_ML)/.done  ## training / evaluation / local end-to-end tests (to
 
 bench: $(VENV_ML)/.done $(VENV)/.done $(VENV_SAM)/.done  ## benchmarks; figures go to docs/benchmarks.md
 	$(VENV_ML)/bin/python bench/ml_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev} --seeds 0 1 2
+	$(VENV_ML)/bin/python bench/local_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev} --demo
 	$(VENV)/bin/python bench/lambda_bench.py --sam $(VENV_SAM)/bin/sam
 
 build: $(VENV_SAM)/.done  ## sam build (no Docker needed)
