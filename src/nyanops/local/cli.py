@@ -168,8 +168,7 @@ def cmd_dataset_add(args: argparse.Namespace) -> int:
             print(f"  - {p.field}: {p.problem}\n    fix: {p.fix}", file=sys.stderr)
         print("  nothing was copied", file=sys.stderr)
         return EXIT_BAD_INPUT
-    counts = ", ".join(f"{s} {sum(c.values())}" for s, c in marker["counts"].items())
-    print(f"added datasets/{dataset_id}: classes {', '.join(marker['classes'])}; {counts} images")
+    _print_added(dataset_id, marker)
     if args.no_run:
         marker_key = layout.dataset_marker_key(dataset_id)
         info = pipeline.store.head(marker_key)
@@ -183,6 +182,13 @@ def cmd_dataset_add(args: argparse.Namespace) -> int:
     if names:
         _spawn_worker(args.root)
     return EXIT_OK
+
+
+def _print_added(dataset_id: str, marker: dict[str, Any]) -> None:
+    counts = ", ".join(f"{s} {sum(c.values())}" for s, c in marker["counts"].items())
+    print(f"added datasets/{dataset_id}: classes {', '.join(marker['classes'])}; {counts} images")
+    if marker.get("not_copied"):
+        print(f"  not part of the dataset (beside train/, val/, test/): {', '.join(marker['not_copied'])}")
 
 
 def put_manifest(pipeline: LocalPipeline, path: Path) -> str:
@@ -371,9 +377,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"1/3 adding the sample photos from {data} as a new dataset (its arrival starts the first run)")
     _push_code(pipeline)
     try:
-        dataset_id, _ = add_dataset(pipeline.store, data)
+        dataset_id, marker = add_dataset(pipeline.store, data)
     except UploadRejected as rejected:
         raise CliError(f"the sample data was refused: {rejected.message}") from None
+    _print_added(dataset_id, marker)
     first = _report_upload(pipeline.fire(layout.dataset_marker_key(dataset_id)))
     code = _follow(pipeline, first)
     print("2/3 a second manifest that differs in one hyperparameter (a smaller backbone)")

@@ -30,19 +30,23 @@ def new_dataset_id(store: ObjectStore, now: datetime | None = None) -> str:
     return candidate
 
 
-def scan_folder(source: Path) -> list[tuple[datasets.DatasetFile, Path]]:
-    """The files of an ImageFolder tree (hidden files such as .DS_Store are skipped)."""
+def scan_folder(source: Path) -> tuple[list[tuple[datasets.DatasetFile, Path]], list[str]]:
+    """The files of an ImageFolder tree under ``train/``, ``val/`` and ``test/``, and the names of
+    what lies beside those folders (a README, a licence file), which is not part of the dataset.
+    Hidden files such as .DS_Store are skipped."""
     if not source.is_dir():
         raise UploadRejected.one(
             "DIR", f"{source} is not a directory", "give a folder with train/, val/ and test/ class folders"
         )
     found = []
-    for path in sorted(source.rglob("*")):
-        rel = path.relative_to(source)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        found.append((datasets.DatasetFile(rel.as_posix(), path.stat().st_size), path))
-    return found
+    for split in layout.SPLITS:
+        for path in sorted((source / split).rglob("*")):
+            rel = path.relative_to(source)
+            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+                continue
+            found.append((datasets.DatasetFile(rel.as_posix(), path.stat().st_size), path))
+    beside = sorted(p.name for p in source.iterdir() if p.name not in layout.SPLITS and not p.name.startswith("."))
+    return found, beside
 
 
 def check_images(files: list[tuple[datasets.DatasetFile, Path]]) -> None:
@@ -73,7 +77,8 @@ def check_images(files: list[tuple[datasets.DatasetFile, Path]]) -> None:
 
 
 def add_dataset(store: ObjectStore, source: Path, dataset_id: str | None = None) -> tuple[str, dict]:
-    """Copy ``source`` into ``datasets/<id>/``; return the id and the marker written."""
+    """Copy ``source`` into ``datasets/<id>/``; return the id and the marker written (which lists what
+    was left out under ``not_copied``)."""
     if dataset_id is not None:
         if not layout.DATASET_ID_RE.match(dataset_id):
             raise UploadRejected.one(
@@ -85,7 +90,7 @@ def add_dataset(store: ObjectStore, source: Path, dataset_id: str | None = None)
                 f"datasets/{dataset_id} exists already and datasets are immutable",
                 "choose a new name (or leave --name out for a timestamp id)",
             )
-    files = scan_folder(source)
+    files, beside = scan_folder(source)
     datasets.check_structure(dataset_id or "<new>", [f for f, _ in files])
     check_images(files)
     dataset_id = dataset_id or new_dataset_id(store)
@@ -95,5 +100,7 @@ def add_dataset(store: ObjectStore, source: Path, dataset_id: str | None = None)
         store.put(layout.dataset_prefix(dataset_id) + f.path, data, content_type="image/jpeg")
         hashed.append(datasets.DatasetFile(f.path, len(data), hashlib.sha256(data).hexdigest()))
     marker = datasets.build_marker(dataset_id, hashed)
+    if beside:
+        marker["not_copied"] = beside
     store.put(layout.dataset_marker_key(dataset_id), json.dumps(marker, indent=2).encode())
     return dataset_id, marker
