@@ -33,6 +33,8 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (target / split / cls).mkdir(parents=True)
             for photo in sorted((source / split / cls).iterdir())[:PER_CLASS]:
                 shutil.copyfile(photo, target / split / cls / photo.name)
+    # Real photo folders carry notes beside the splits (cats-dev has README.md and SOURCES.tsv).
+    (target / "README.md").write_text("a slice of cats-dev for tests\n")
     return target
 
 

@@ -145,3 +145,19 @@ def test_watch_starts_runs_for_files_dropped_into_the_bucket_once(root: Path, da
     assert row.status == "SUCCEEDED" and row.source_key == "manifests/dropped.json"
     out = capsys.readouterr().out
     assert out.count("started execution") == 1 and "datasets/small" not in out.split("watching", 1)[1]
+
+
+def test_demo_runs_two_trials_prints_the_comparison_and_writes_the_report(
+    root: Path, small_dataset: Path, monkeypatch, capsys
+):
+    monkeypatch.delenv("NYANOPS_DEFAULT_EXPERIMENT", raising=False)
+    assert nyanops(root, "demo", "--data", str(small_dataset)) == 0
+    out = capsys.readouterr().out
+    recorded = trials(root, "cats")
+    assert [t.status for t in recorded] == ["Completed", "Completed"]
+    assert sum(t.is_best for t in recorded) == 1
+    assert {t.hyperparameters["arch"] for t in recorded} == {"efficientnet_lite2", "efficientnet_lite0"}
+    assert "experiment cats (2 trials, * = best)" in out and "arch" in out
+    assert "not part of the dataset (beside train/, val/, test/): README.md" in out
+    report = root / "report.html"
+    assert report.is_file() and str(report) in out
