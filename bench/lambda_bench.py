@@ -89,8 +89,10 @@ def render_section(rows: list[dict[str, object]], layer_bytes: int, runs: int) -
         f"({os.cpu_count()} CPUs) with `{COMMAND}`.",
         f"Size: unzipped bytes of the function's code plus the SharedCoreLayer (layer alone: "
         f"{layer_bytes / 1024 / 1024:.2f} MiB). Import: median of {runs} fresh interpreters running "
-        "`import app` with Lambda's path (function, layer `python/`, the runtime's boto3) and no .pyc "
-        "cache, as on a cold start. Lambda's CPU share at 512 MB is smaller than this machine's, so "
+        "`import app` with Lambda's path (function, layer `python/`, the runtime's boto3) and no byte-code "
+        "cache written (Lambda's code directories are read-only): the layer's third-party packages load "
+        "from the sourceless .pyc files it ships (src/compile_layer.py), nyanops compiles from source, as "
+        "on a cold start. Lambda's CPU share at 512 MB is smaller than this machine's, so "
         "expect the real init phase to take longer.",
         "",
         "| function | package (function + layer) | cold import (median) | min / max | targets |",
