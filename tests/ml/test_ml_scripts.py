@@ -194,24 +194,16 @@ def test_one_epoch_smoke_then_evaluate_round_trip(cats_sample, tmp_path, capsys)
         assert (cats_sample / "test" / item["path"]).exists() and item["path"].split("/")[0] == item["true"]
 
 
-def test_dry_run_and_extracted_model_dir(image_splits, tmp_path, capsys):
+def dry_run_model(image_splits, tmp_path):
+    """A model dir from a one-batch fine-tuning dry run (the quickest real train.py output)."""
     model_dir = tmp_path / "model"
-    assert (
-        train.main(
-            [
-                "--data-dir",
-                str(image_splits),
-                "--model-dir",
-                str(model_dir),
-                "--dry-run",
-                "true",
-                "--freeze-epochs",
-                "0",
-                *FAST,
-            ]
-        )
-        == 0
-    )
+    args = ["--data-dir", str(image_splits), "--model-dir", str(model_dir), "--dry-run", "true"]
+    assert train.main([*args, "--freeze-epochs", "0", *FAST]) == 0
+    return model_dir
+
+
+def test_dry_run_and_extracted_model_dir(image_splits, tmp_path, capsys):
+    model_dir = dry_run_model(image_splits, tmp_path)
     assert "Epoch 1/1" in capsys.readouterr().out
     assert (
         evaluation.main(
@@ -334,23 +326,7 @@ def test_unusual_image_modes_become_rgb(mode, tmp_path):
 
 
 def test_evaluation_bad_inputs(image_splits, tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    assert (
-        train.main(
-            [
-                "--data-dir",
-                str(image_splits),
-                "--model-dir",
-                str(model_dir),
-                "--dry-run",
-                "true",
-                "--freeze-epochs",
-                "0",
-                *FAST,
-            ]
-        )
-        == 0
-    )
+    model_dir = dry_run_model(image_splits, tmp_path)
     capsys.readouterr()
     base = ["--model-dir", str(model_dir), "--output-dir", str(tmp_path / "ev")]
     make_image_folder(image_splits / "test", classes=("siamese",))
