@@ -24,7 +24,15 @@ from evaluation_report import (
 
 pytestmark = pytest.mark.ml
 
-METRIC_REGEXES = [r"train Loss: ([0-9\.]+)", r"train Acc: ([0-9\.]+)", r"val Loss: ([0-9\.]+)", r"val Acc: ([0-9\.]+)"]
+# The regexes SageMaker applies to train.py's output: read from the state machine, their one source.
+_ASL = Path(__file__).resolve().parents[2] / "statemachine" / "training_pipeline.asl.json"
+METRIC_REGEXES = [
+    d["Regex"]
+    for d in json.loads(_ASL.read_text())["States"]["Train"]["Parameters"]["AlgorithmSpecification"][
+        "MetricDefinitions"
+    ]
+]
+assert len(METRIC_REGEXES) == 4, METRIC_REGEXES
 FAST = ["--image-size", "64", "--batch-size", "4", "--test-batch-size", "8", "--workers", "2"]
 
 
