@@ -210,22 +210,16 @@ def dry_run_model(image_splits, tmp_path):
     return model_dir
 
 
+def evaluate(model_dir, image_splits, output_dir):
+    """evaluation.py on the test split of ``image_splits``; its exit status."""
+    args = ["--model-dir", str(model_dir), "--test-dir", str(image_splits / "test"), "--output-dir", str(output_dir)]
+    return evaluation.main(args)
+
+
 def test_dry_run_and_extracted_model_dir(image_splits, tmp_path, capsys):
     model_dir = dry_run_model(image_splits, tmp_path)
     assert "Epoch 1/1" in capsys.readouterr().out
-    assert (
-        evaluation.main(
-            [
-                "--model-dir",
-                str(model_dir),
-                "--test-dir",
-                str(image_splits / "test"),
-                "--output-dir",
-                str(tmp_path / "ev"),
-            ]
-        )
-        == 0
-    )
+    assert evaluate(model_dir, image_splits, tmp_path / "ev") == 0
 
 
 def test_augment_batch_shapes_and_determinism():
@@ -373,19 +367,7 @@ def test_fit_on_train_val_keeps_last_epoch_and_tta_round_trip(image_splits, tmp_
     assert meta["best_epoch"] == 3 and meta["fit_on"] == "train+val" and meta["tta"] is True
     assert meta["num_images"] == {"train": 6, "val": 6, "fitted": 12}
     assert meta["hyperparameters"]["fit-on"] == "train+val" and meta["hyperparameters"]["tta"] is True
-    assert (
-        evaluation.main(
-            [
-                "--model-dir",
-                str(model_dir),
-                "--test-dir",
-                str(image_splits / "test"),
-                "--output-dir",
-                str(tmp_path / "ev"),
-            ]
-        )
-        == 0
-    )
+    assert evaluate(model_dir, image_splits, tmp_path / "ev") == 0
     assert train.main([*argv, "--fit-on", "train", "--tta", "false", "--model-dir", str(tmp_path / "m2")]) == 0
     out = capsys.readouterr().out
     assert "fitting on train+val" not in out and re.search(r"^best epoch [123]:", out, flags=re.M)
