@@ -13,10 +13,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nyanops.core.aws_adapters import S3ObjectStore
-from nyanops.core.experiment_lock import DynamoExperimentLock
+from nyanops.aws.experiment_lock import DynamoExperimentLock
+from nyanops.aws.s3_store import S3ObjectStore
+from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 from nyanops.core.record_results import RecordResultsDeps, record
-from nyanops.core.sagemaker_experiments import SageMakerExperimentStore
 from nyanops.core.settings import RecordResultsSettings, load_settings
 
 logger = Logger()

@@ -14,7 +14,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nyanops.core.aws_adapters import S3ObjectStore, SnsNotifier, StepFunctionsStarter
+from nyanops.aws.s3_store import S3ObjectStore
+from nyanops.aws.sns import SnsNotifier
+from nyanops.aws.step_functions import StepFunctionsStarter
 from nyanops.core.settings import StartPipelineSettings, load_settings
 from nyanops.core.start_pipeline import Outcome, StartPipelineDeps, handle_upload
 from nyanops.core.upload_events import uploads_from_event

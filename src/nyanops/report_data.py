@@ -120,7 +120,7 @@ def gather_aws(sagemaker: Any, s3: Any, bucket: str, experiment: str | None = No
     No execution timelines: see the Step Functions console for those."""
     from botocore.exceptions import ClientError
 
-    from nyanops.core.sagemaker_experiments import SageMakerExperimentStore
+    from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 
     store = SageMakerExperimentStore(sagemaker, lock=None)  # type: ignore[arg-type]  # reading only
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from nyanops.aws.experiment_lock import DynamoExperimentLock
+from nyanops.aws.s3_store import S3ObjectStore
+from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 from nyanops.core import layout
-from nyanops.core.aws_adapters import S3ObjectStore
-from nyanops.core.experiment_lock import DynamoExperimentLock
 from nyanops.core.experiments import ExperimentBusy, TrialResult, TrialStart
 from nyanops.core.record_results import RecordResultsDeps
-from nyanops.core.sagemaker_experiments import SageMakerExperimentStore
 
 from .conftest import BUCKET, LOCK_TABLE, World
 from .evaluation_docs import evaluation_doc

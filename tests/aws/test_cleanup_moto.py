@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from nyanops.experiment_cleanup import ExperimentCleaner, ExperimentNotFound, with_backoff
+from nyanops.aws.experiment_cleanup import ExperimentCleaner, ExperimentNotFound, with_backoff
 
 REGION = "us-east-1"
 

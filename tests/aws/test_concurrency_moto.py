@@ -16,10 +16,10 @@ from urllib.parse import quote_plus
 
 import pytest
 
+from nyanops.aws.s3_store import S3ObjectStore
+from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 from nyanops.core import layout
-from nyanops.core.aws_adapters import S3ObjectStore
 from nyanops.core.record_results import RecordResultsDeps
-from nyanops.core.sagemaker_experiments import SageMakerExperimentStore
 
 from .conftest import BUCKET, DATASET_ID, EXAMPLE_MANIFEST, RECORD_RESULTS_ARN, World
 from .moto_sfn_patches import FakeSageMaker, patched_engine

@@ -13,7 +13,7 @@ from urllib.parse import quote_plus
 import pytest
 from reliability.corpus import BASE_OBJECTS, CASES, Case
 
-from nyanops.core.aws_adapters import SNS_SUBJECT_MAX
+from nyanops.aws.sns import SNS_SUBJECT_MAX
 
 from .conftest import BUCKET, World
 

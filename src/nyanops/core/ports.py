@@ -1,4 +1,4 @@
-"""Small interfaces the core talks to. AWS implementations live in ``aws_adapters``; local ones in
+"""Small interfaces the core talks to. AWS implementations live in ``nyanops.aws``; local ones in
 ``nyanops.local``. Handlers create the concrete objects once and inject them."""
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ class ObjectStore(Protocol):
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    def touch(self, key: str) -> None:
+        """Make an existing object the newest (as uploading it again would), keeping its content."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def cmd_code_push(args: argparse.Namespace) -> int:
     if args.bucket:
         import boto3
 
-        from nyanops.core.aws_adapters import S3ObjectStore
+        from nyanops.aws.s3_store import S3ObjectStore
         from nyanops.local.project import project_root
 
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
@@ -248,7 +248,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     if args.bucket:
         import boto3
 
-        from nyanops.core.sagemaker_experiments import SageMakerExperimentStore
+        from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
         store = SageMakerExperimentStore(session.client("sagemaker"), lock=None)  # type: ignore[arg-type]
@@ -492,7 +492,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 def _cleanup_aws(args: argparse.Namespace) -> int:
     import boto3
 
-    from nyanops.experiment_cleanup import ExperimentCleaner, ExperimentNotFound
+    from nyanops.aws.experiment_cleanup import ExperimentCleaner, ExperimentNotFound
 
     if not args.name:
         raise CliError("name the experiment to delete: nyanops cleanup NAME --bucket BUCKET")

@@ -15,8 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from nyanops.aws.experiment_lock import DynamoExperimentLock
 from nyanops.core import best_model
-from nyanops.core.experiment_lock import DynamoExperimentLock
 from nyanops.core.experiments import BestOutcome, TrialRecord, TrialResult, TrialStart
 
 RESULTS_SUFFIX = "-results"
@@ -63,7 +63,7 @@ class SageMakerExperimentStore:
     def __init__(
         self,
         client: Any,
-        lock: DynamoExperimentLock,
+        lock: DynamoExperimentLock | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self._sm = client
@@ -117,7 +117,7 @@ class SageMakerExperimentStore:
         params["evaluation_location"] = _s(result.evaluation_location)
         if result.best_epoch is not None:
             params["best_epoch"] = _n(result.best_epoch)
-        with self._lock.hold(experiment):
+        with self._writer_lock().hold(experiment):
             self._sm.update_trial_component(
                 TrialComponentName=name,
                 Status={"PrimaryStatus": best_model.COMPLETED, "Message": "evaluated"},
@@ -132,7 +132,7 @@ class SageMakerExperimentStore:
 
     def fail_trial(self, experiment: str, trial: str, error: str, finished_at: datetime) -> None:
         name = results_component(trial)
-        with self._lock.hold(experiment):
+        with self._writer_lock().hold(experiment):
             try:
                 described = self._sm.describe_trial_component(TrialComponentName=name)
             except ClientError as exc:
@@ -151,6 +151,11 @@ class SageMakerExperimentStore:
                 EndTime=finished_at,
                 Parameters=params,
             )
+
+    def _writer_lock(self) -> DynamoExperimentLock:
+        if self._lock is None:
+            raise RuntimeError("this SageMakerExperimentStore was opened for reading (no experiment lock)")
+        return self._lock
 
     def _ensure_experiment(self, experiment: str) -> None:
         try:
