@@ -78,7 +78,7 @@ def by_hand(data: Path, work: Path) -> tuple[float, float | None]:
 def pipeline(root: Path, manifest: Path) -> tuple[float, float | None]:
     # --verbose makes the CLI echo the job's lines, so the first epoch is seen as it happens.
     return timed_lines(
-        [sys.executable, "-m", "nyanops.local.cli", "--root", str(root), "run", str(manifest), "--wait", "--verbose"]
+        [sys.executable, "-m", "nyanops.cli", "--root", str(root), "run", str(manifest), "--wait", "--verbose"]
     )
 
 
@@ -100,7 +100,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "nyanops.local.cli",
+                "nyanops.cli",
                 "--root",
                 str(root),
                 "dataset",
@@ -134,7 +134,7 @@ def main() -> int:
             print(f"run {i}: by hand {hand:.1f} s, pipeline {piped:.1f} s", file=sys.stderr)
         if args.demo:
             demo_wall, _ = timed_lines(
-                [sys.executable, "-m", "nyanops.local.cli", "--root", str(work / "demo"), "demo", "--data", str(data)]
+                [sys.executable, "-m", "nyanops.cli", "--root", str(work / "demo"), "demo", "--data", str(data)]
             )
             results["demo"] = [demo_wall]
     med = {k: statistics.median(v) for k, v in results.items()}

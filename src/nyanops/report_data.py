@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nyanops.core import layout
-from nyanops.core.experiments import TrialRecord
-from nyanops.core.ports import ObjectNotFound
+from nyanops.core.experiments import ExperimentStore, TrialRecord
+from nyanops.core.ports import ObjectNotFound, ObjectStore
 from nyanops.report import MAX_THUMBNAILS, ExperimentReport, TimelineStep, TrialReport, timeline_from_events
 
 GetBytes = Callable[[str], bytes]  # key -> bytes; raises ObjectNotFound (or KeyError) when missing
@@ -115,21 +115,9 @@ def gather_local(pipeline: Any, experiment: str | None = None) -> list[Experimen
 
 
 # -- deployed stack -------------------------------------------------------------------------------------------
-def gather_aws(sagemaker: Any, s3: Any, bucket: str, experiment: str | None = None) -> list[ExperimentReport]:
-    """Report data from SageMaker Experiments and the stack's bucket (boto3 clients injected).
+def gather_aws(
+    experiments: ExperimentStore, store: ObjectStore, experiment: str | None = None
+) -> list[ExperimentReport]:
+    """Report data from a deployed stack: SageMaker Experiments and the stack's bucket (adapters injected).
     No execution timelines: see the Step Functions console for those."""
-    from botocore.exceptions import ClientError
-
-    from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
-
-    store = SageMakerExperimentStore(sagemaker, lock=None)  # type: ignore[arg-type]  # reading only
-
-    def get(key: str) -> bytes:
-        try:
-            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound", "AccessDenied"):
-                raise ObjectNotFound(key) from None
-            raise
-
-    return group(store.list_trials(experiment), lambda r: trial_report(r, r.trial, get))
+    return group(experiments.list_trials(experiment), lambda r: trial_report(r, r.trial, store.get))

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 def start_run(root: Path, manifest: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "nyanops.local.cli", "--root", str(root), "run", str(manifest), "--wait"],
+        [sys.executable, "-m", "nyanops.cli", "--root", str(root), "run", str(manifest), "--wait"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

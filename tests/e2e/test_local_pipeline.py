@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from nyanops import cli
 from nyanops.core import layout
-from nyanops.local import cli
 from nyanops.local.bucket import LocalObjectStore
 from nyanops.local.database import connect
 from nyanops.local.executions import ExecutionStore

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from nyanops.cli import EXIT_BAD_INPUT, main
 from nyanops.core import layout
 from nyanops.core.rejection import UploadRejected
-from nyanops.local.cli import EXIT_BAD_INPUT, main
 from nyanops.local.datasets import add_dataset
 from nyanops.local.runner import LocalPipeline
 
