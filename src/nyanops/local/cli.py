@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,9 +27,9 @@ from nyanops.local.datasets import add_dataset
 from nyanops.local.progress import Progress
 from nyanops.local.project import ML_CODE, ProjectNotFound
 from nyanops.local.runner import LocalPipeline, default_root
+from nyanops.sample_photos import SAMPLE_DATA_ENV, SamplePhotosUnavailable, find_or_fetch_sample_photos
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-SAMPLE_DATA_ENV = "NYANOPS_SAMPLE_DATA"
 
 
 class CliError(Exception):
@@ -356,23 +355,16 @@ def _seconds_between(a: str, b: str) -> float:
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
 
-def find_sample_data(given: str | None, project: Path | None) -> Path:
-    candidates = [given] if given else [os.environ.get(SAMPLE_DATA_ENV)]
-    if not given and project is not None:
-        candidates.append(str(project.parent / "shared" / "datasets" / "cats-dev"))
-    for c in candidates:
-        if c and (Path(c) / "train").is_dir():
-            return Path(c)
-    tried = ", ".join(c for c in candidates if c) or "(nothing)"
-    raise CliError(
-        f"no sample photos found (tried {tried}); pass --data DIR or set {SAMPLE_DATA_ENV} to a folder "
-        "with train/, val/ and test/ class folders of images (ImageFolder layout)"
-    )
+def find_sample_data(given: str | None, project: Path | None, cache_dir: str | None = None) -> Path:
+    try:
+        return find_or_fetch_sample_photos(given, project, cache_dir=Path(cache_dir) if cache_dir else None)
+    except SamplePhotosUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
-    data = find_sample_data(args.data, pipeline.project)
+    data = find_sample_data(args.data, pipeline.project, args.cache_dir)
     print(f"== nyanops demo: the whole pipeline on this machine (root {args.root}) ==")
     print(f"1/3 adding the sample photos from {data} as a new dataset (its arrival starts the first run)")
     _push_code(pipeline)
@@ -535,7 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("demo", cmd_demo, "run the whole pipeline locally on the sample cats and compare two trials")
     sp.add_argument(
-        "--data", help=f"ImageFolder with train/val/test (env {SAMPLE_DATA_ENV}; default ../shared/datasets/cats-dev)"
+        "--data",
+        help=f"ImageFolder with train/val/test (env {SAMPLE_DATA_ENV}; default ../shared/datasets/cats-dev, else "
+        "the public Oxford-IIIT Pet cat photos, downloaded once and built into a sample in the cache)",
+    )
+    sp.add_argument(
+        "--cache-dir",
+        help="where that download and sample go (env NYANOPS_CACHE_DIR; default $XDG_CACHE_HOME/nyanops, else "
+        "~/.cache/nyanops)",
     )
     sp.add_argument("-v", "--verbose", action="store_true", help="show every line the jobs print")
 
