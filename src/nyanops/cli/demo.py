@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from nyanops.backends.local import LocalBackend
@@ -16,28 +15,20 @@ from nyanops.cli.runs import put_manifest
 from nyanops.core import layout
 from nyanops.core.rejection import UploadRejected
 from nyanops.local.datasets import add_dataset
+from nyanops.sample_photos import SAMPLE_DATA_ENV, SamplePhotosUnavailable, find_or_fetch_sample_photos
 
-SAMPLE_DATA_ENV = "NYANOPS_SAMPLE_DATA"
 
-
-def find_sample_data(given: str | None, project: Path | None) -> Path:
-    candidates = [given] if given else [os.environ.get(SAMPLE_DATA_ENV)]
-    if not given and project is not None:
-        candidates.append(str(project.parent / "shared" / "datasets" / "cats-dev"))
-    for c in candidates:
-        if c and (Path(c) / "train").is_dir():
-            return Path(c)
-    tried = ", ".join(c for c in candidates if c) or "(nothing)"
-    raise CliError(
-        f"no sample photos found (tried {tried}); pass --data DIR or set {SAMPLE_DATA_ENV} to a folder "
-        "with train/, val/ and test/ class folders of images (ImageFolder layout)"
-    )
+def find_sample_data(given: str | None, project: Path | None, cache_dir: str | None = None) -> Path:
+    try:
+        return find_or_fetch_sample_photos(given, project, cache_dir=Path(cache_dir) if cache_dir else None)
+    except SamplePhotosUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     backend = LocalBackend(args.root, verbose=args.verbose)
     pipeline = backend.pipeline
-    data = find_sample_data(args.data, pipeline.project)
+    data = find_sample_data(args.data, pipeline.project, args.cache_dir)
     print(f"== nyanops demo: the whole pipeline on this machine (root {args.root}) ==")
     print(f"1/3 adding the sample photos from {data} as a new dataset (its arrival starts the first run)")
     push_code(backend)
@@ -69,6 +60,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     sp = add_command(sub, "demo", cmd_demo, "run the whole pipeline locally on the sample cats and compare two trials")
     sp.add_argument(
-        "--data", help=f"ImageFolder with train/val/test (env {SAMPLE_DATA_ENV}; default ../shared/datasets/cats-dev)"
+        "--data",
+        help=f"ImageFolder with train/val/test (env {SAMPLE_DATA_ENV}; default ../shared/datasets/cats-dev, else "
+        "the public Oxford-IIIT Pet cat photos, downloaded once and built into a sample in the cache)",
+    )
+    sp.add_argument(
+        "--cache-dir",
+        help="where that download and sample go (env NYANOPS_CACHE_DIR; default $XDG_CACHE_HOME/nyanops, else "
+        "~/.cache/nyanops)",
     )
     sp.add_argument("-v", "--verbose", action="store_true", help="show every line the jobs print")
