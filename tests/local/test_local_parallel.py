@@ -230,3 +230,54 @@ def test_the_cli_refuses_a_bad_setting_without_a_traceback(
     assert main(["--root", str(tmp_path / "root"), "executions"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"nyanops: {ENV_VAR}: 'lots' is not a positive whole number") and "Traceback" not in err
+
+
+def test_a_cancelled_training_task_stops_its_job(tmp_path: Path) -> None:
+    """The wiring: LocalSageMaker hands the Task's ``cancelled`` to the job process it runs."""
+    import tarfile
+
+    from nyanops.local.asl import TaskContext
+    from nyanops.local.bucket import LocalObjectStore
+    from nyanops.local.integrations import LocalSageMaker
+
+    store = LocalObjectStore(tmp_path / "bucket")
+    bundle = tmp_path / "sourcedir.tar.gz"
+    script = tmp_path / "train.py"
+    script.write_text("import time\nprint('training', flush=True)\ntime.sleep(60)\n")
+    with tarfile.open(bundle, "w:gz") as tar:
+        tar.add(script, arcname="train.py")
+    store.put("code/abc/sourcedir.tar.gz", bundle.read_bytes(), "application/gzip")
+    store.put("datasets/d/train/cat/1.jpg", b"x", "image/jpeg")
+    uri = f"s3://{store.bucket}"
+    params = {
+        "TrainingJobName": "t1-train",
+        "AlgorithmSpecification": {"TrainingImage": "local/python", "TrainingInputMode": "File"},
+        "RoleArn": "arn:aws:iam::000000000000:role/r",
+        "HyperParameters": {
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": f"{uri}/code/abc/sourcedir.tar.gz",
+        },
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{uri}/datasets/d/train/"}},
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"{uri}/training-output/"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 120},
+    }
+    cancelled = threading.Event()
+    lines: list[str] = []
+
+    def on_line(state: str, line: str) -> None:
+        lines.append(line)
+        if line == "training":
+            cancelled.set()  # a sibling failed, or Ctrl-C reached the thread running the execution
+
+    sagemaker = LocalSageMaker(store, tmp_path / "jobs", sys.executable, on_line)
+    ctx = TaskContext("Train", "x", 0, None, None, {}, cancelled=cancelled)
+    started = time.monotonic()
+    with pytest.raises(JobCancelled):
+        sagemaker.create_training_job(params, ctx)
+    assert lines == ["training"] and time.monotonic() - started < 15
