@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from nyanops.local.asl import ExecutionResult, StateMachine
+from nyanops.local.asl import ExecutionResult, Serialized, StateMachine
 from nyanops.local.capacity import ENV_VAR, GIB, InvalidSetting, Machine, max_parallel_jobs, this_machine
 from nyanops.local.database import connect
 from nyanops.local.integrations import JobCancelled, JobOutput, run_job_process
 from nyanops.local.progress import Progress
-from nyanops.local.runner import LocalPipeline, Serialized
+from nyanops.local.runner import LocalPipeline
 
 # -- the job cap ---------------------------------------------------------------------------------------------
 

@@ -24,7 +24,14 @@ from nyanops.core.record_results import RecordResultsDeps, failure_text
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.start_pipeline import StartPipelineDeps, UploadResult
 from nyanops.local import executions as ex
-from nyanops.local.asl import ExecutionListener, ExecutionResult, NullListener, StateMachine, load_state_machine
+from nyanops.local.asl import (
+    ExecutionListener,
+    ExecutionResult,
+    NullListener,
+    Serialized,
+    StateMachine,
+    load_state_machine,
+)
 from nyanops.local.bucket import LOCAL_BUCKET, LocalObjectStore
 from nyanops.local.capacity import max_parallel_jobs
 from nyanops.local.database import connect
@@ -102,23 +109,6 @@ class ConsoleNotifier:
 
     def publish(self, subject: str, message: str) -> None:
         self.progress.publish("local", subject, message)
-
-
-class Serialized:
-    """Forwards method calls to ``target`` one at a time: a Map state's iterations report job lines and
-    notifications from several threads, and the display draws one line at a time."""
-
-    def __init__(self, target: Any, lock: threading.RLock) -> None:
-        self._target, self._lock = target, lock
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._target, name)
-
-        def call(*args: Any) -> Any:
-            with self._lock:
-                return method(*args)
-
-        return call
 
 
 class HistoryRecorder(NullListener):

@@ -32,7 +32,7 @@ from .errors import (
     TERMINAL_ERRORS,
     StatesError,
 )
-from .listener import ExecutionListener, NullListener
+from .listener import ExecutionListener, NullListener, Serialized
 from .paths import Path, apply_result_path
 from .templates import Compiled, evaluate_expression, evaluate_template
 from .timestamps import iso, parse_timestamp
@@ -236,23 +236,6 @@ class _CancelScope:
         return self.event.is_set()
 
 
-class _SerializedListener:
-    """Forwards every call to the listener under the execution's lock: listeners need not be thread-safe."""
-
-    def __init__(self, listener: ExecutionListener, lock: threading.RLock) -> None:
-        self._listener = listener
-        self._lock = lock
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        method = getattr(self._listener, name)
-
-        def call(*args: Any) -> None:
-            with self._lock:
-                method(*args)
-
-        return call
-
-
 class _Execution:
     """What all frames of one run share: the history, the visited states, the listener, the limits."""
 
@@ -272,7 +255,7 @@ class _Execution:
         self.name = name
         self.runner = runner
         self.lock = threading.RLock()
-        self.listener: Any = _SerializedListener(listener, self.lock)
+        self.listener: Any = Serialized(listener, self.lock)
         self.sleep = sleep
         self.random = random
         self.now = now
