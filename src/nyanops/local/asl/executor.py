@@ -284,16 +284,18 @@ class _Execution:
             self.listener.history_event(event)
 
     def transition(self, state_name: str) -> None:
+        """Count a transition into ``state_name`` against the execution's limits, then note it as visited."""
         with self.lock:
             self.transitions += 1
             if self.transitions > self.max_transitions:
                 raise _Terminal(
                     STATES_RUNTIME, f"more than {self.max_transitions} state transitions (an infinite loop?)"
                 )
-            self.states.append(state_name)
         timeout = self.machine.definition.timeout_seconds
         if timeout is not None and (self.now() - self.started).total_seconds() > timeout:
             raise _Terminal(STATES_TIMEOUT, f"the execution ran longer than TimeoutSeconds ({timeout})")
+        with self.lock:
+            self.states.append(state_name)
 
     def result(self, status: str, **kwargs: Any) -> ExecutionResult:
         return ExecutionResult(
