@@ -34,10 +34,112 @@ def test_unknown_state_type() -> None:
     assert "'A'" in message and "Teleport" in message and "Type" in message
 
 
-def test_map_is_refused_as_unsupported() -> None:
-    definition = machine(A={"Type": "Map", "ItemProcessor": {}, "End": True})
-    message = refusal(definition, UnsupportedDefinition)
-    assert "'A'" in message and "Map" in message
+PROCESSOR = {"StartAt": "P", "States": {"P": OK}}
+
+
+def map_state(**fields: Any) -> dict[str, Any]:
+    return {"Type": "Map", "ItemProcessor": PROCESSOR, "End": True, **fields}
+
+
+def test_inline_map_loads_with_every_supported_field() -> None:
+    definition = machine(
+        A=map_state(
+            InputPath="$.in",
+            ItemsPath="$.items",
+            ItemSelector={"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index", "x.$": "$.x"},
+            ItemProcessor={**PROCESSOR, "ProcessorConfig": {"Mode": "INLINE"}},
+            MaxConcurrency=2,
+            ResultSelector={"n.$": "States.ArrayLength($)"},
+            ResultPath="$.out",
+            OutputPath="$",
+            Retry=[{"ErrorEquals": ["States.ALL"]}],
+            Catch=[{"ErrorEquals": ["States.ALL"], "Next": "B"}],
+            Comment="c",
+        ),
+        B=OK,
+    )
+    state = load_state_machine(definition).definition.states["A"]
+    assert (state.max_concurrency, state.items_path.text if state.items_path else None) == (2, "$.items")
+    assert state.item_selector is not None and state.parameters is None
+    assert state.iterator is not None and state.iterator.start_at == "P"
+
+
+def test_legacy_iterator_and_parameters_load() -> None:
+    definition = machine(
+        A={"Type": "Map", "Iterator": PROCESSOR, "Parameters": {"v.$": "$$.Map.Item.Value"}, "End": True}
+    )
+    state = load_state_machine(definition).definition.states["A"]
+    assert state.iterator is not None and state.item_selector is not None and state.parameters is None
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "ItemReader",
+        "ItemBatcher",
+        "ResultWriter",
+        "Label",
+        "ToleratedFailureCount",
+        "ToleratedFailureCountPath",
+        "ToleratedFailurePercentage",
+        "ToleratedFailurePercentagePath",
+    ],
+)
+def test_distributed_only_map_fields_are_refused(field: str) -> None:
+    message = refusal(
+        machine(A=map_state(**{field: {"Resource": "r"} if field.startswith("Item") else 1})), UnsupportedDefinition
+    )
+    assert "'A'" in message and field in message and "DISTRIBUTED" in message
+
+
+def test_distributed_mode_is_refused() -> None:
+    processor = {**PROCESSOR, "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}}
+    message = refusal(machine(A=map_state(ItemProcessor=processor)), UnsupportedDefinition)
+    assert "'A' ItemProcessor" in message and "ProcessorConfig.Mode" in message and "DISTRIBUTED" in message
+
+
+def test_jsonata_map_fields_are_refused() -> None:
+    assert "Items" in refusal(machine(A=map_state(Items=[1, 2])), UnsupportedDefinition)
+    message = refusal(
+        machine(A=map_state(ItemProcessor={**PROCESSOR, "QueryLanguage": "JSONata"})), UnsupportedDefinition
+    )
+    assert "ItemProcessor" in message and "JSONata" in message
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"ItemProcessor": None}, "ItemProcessor"),
+        ({"Iterator": PROCESSOR}, "mutually exclusive"),
+        ({"ItemSelector": {"a": 1}, "Parameters": {"a": 1}}, "mutually exclusive"),
+        ({"ItemSelector": [1]}, "ItemSelector must be an object"),
+        ({"ItemSelector": {"v.$": "not a path"}}, "ItemSelector"),
+        ({"ItemsPath": "$.a[*]"}, "ItemsPath"),
+        ({"ItemsPath": "items"}, "ItemsPath"),
+        ({"MaxConcurrency": -1}, "MaxConcurrency"),
+        ({"MaxConcurrency": 1.5}, "MaxConcurrency"),
+        ({"MaxConcurrency": True}, "MaxConcurrency"),
+        ({"MaxConcurrency": 1, "MaxConcurrencyPath": "$.n"}, "mutually exclusive"),
+        ({"MaxConcurrencyPath": "$.n[*]"}, "MaxConcurrencyPath"),
+        ({"ItemProcessor": {**PROCESSOR, "ProcessorConfig": {"Mode": "SERIAL"}}}, "Mode"),
+        ({"ItemProcessor": {**PROCESSOR, "ProcessorConfig": {"ExecutionType": "EXPRESS"}}}, "ExecutionType"),
+        ({"ItemProcessor": {**PROCESSOR, "Extra": 1}}, "Extra"),
+        ({"ItemProcessor": {"StartAt": "X", "States": {"X": {"Type": "Pass", "Next": "Y"}}}}, "'X'"),
+    ],
+)
+def test_invalid_map_fields(fields: dict[str, Any], fragment: str) -> None:
+    state = map_state(**fields)
+    if fields.get("ItemProcessor", "") is None:
+        del state["ItemProcessor"]
+    message = refusal(machine(A=state))
+    assert "'A'" in message and fragment in message
+
+
+def test_states_inside_a_map_cannot_be_reached_from_outside() -> None:
+    definition = machine(A=map_state(Next="P"), P=OK)
+    del definition["States"]["A"]["End"]
+    definition["States"]["A"]["Next"] = "Inner"
+    assert "Inner" in refusal(definition)
 
 
 def test_jsonata_is_refused() -> None:

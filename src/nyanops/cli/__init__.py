@@ -17,6 +17,7 @@ from typing import Any
 from nyanops.cli import code, datasets, demo, history, review, runs
 from nyanops.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, CliError
 from nyanops.local.asl import DefinitionError
+from nyanops.local.capacity import InvalidSetting
 from nyanops.local.project import ProjectNotFound
 from nyanops.local.runner import default_root
 
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"nyanops: {exc}", file=sys.stderr)
         return exc.code
-    except (ProjectNotFound, DefinitionError) as exc:
+    except (ProjectNotFound, DefinitionError, InvalidSetting) as exc:
         print(f"nyanops: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and the like

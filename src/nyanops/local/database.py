@@ -1,11 +1,14 @@
 """The local SQLite database: trials (what SageMaker Experiments holds on AWS) and executions with
 their state-by-state history (what Step Functions shows). One file, WAL mode, so the CLI can read
-while a run writes, from any process."""
+while a run writes, from any process, and each thread of a run (a Map state's iterations) has its own
+connection."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -70,10 +73,59 @@ CREATE TABLE IF NOT EXISTS execution_events (
 """
 
 
+_OPTIONS: dict[str, Any] = {"timeout": 30, "isolation_level": None, "check_same_thread": False}
+
+
+class ThreadedConnection(sqlite3.Connection):
+    """A connection whose statements run on a connection of the calling thread's own.
+
+    One sqlite3 connection used from several threads would share its transaction between them: a Map state's
+    iterations record their trials (``BEGIN IMMEDIATE`` ... ``COMMIT``) and the history at the same time. So
+    the thread that opened it uses it directly and every other thread gets its own connection to the same
+    file on first use (WAL and the busy timeout serialize the writers); ``close`` closes them all.
+    """
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        super().__init__(path, **options)
+        self._path, self._options = path, options
+        self._owner = threading.get_ident()
+        self._local = threading.local()
+        self._others: list[sqlite3.Connection] = []
+        self._others_lock = threading.Lock()
+
+    def _for_this_thread(self) -> sqlite3.Connection | None:
+        if threading.get_ident() == self._owner:
+            return None
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, **self._options)
+            conn.row_factory = self.row_factory
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._others_lock:
+                self._others.append(conn)
+        return conn
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        other = self._for_this_thread()
+        return super().execute(sql, parameters) if other is None else other.execute(sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        other = self._for_this_thread()
+        return super().executescript(sql_script) if other is None else other.executescript(sql_script)
+
+    def close(self) -> None:
+        with self._others_lock:
+            others, self._others = self._others, []
+        for conn in others:
+            conn.close()
+        super().close()
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (and create if needed) the database at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = ThreadedConnection(path, **_OPTIONS)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA busy_timeout=30000")

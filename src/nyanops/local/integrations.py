@@ -97,16 +97,30 @@ class JobStopped(Exception):
     pass
 
 
+class JobCancelled(Exception):
+    """The job was stopped because its Task was cancelled (a sibling Map iteration failed, or Ctrl-C)."""
+
+
 def run_job_process(
-    cmd: list[str], *, cwd: Path, env: dict[str, str], max_seconds: int | None, output: JobOutput
+    cmd: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    max_seconds: int | None,
+    output: JobOutput,
+    cancelled: threading.Event | None = None,
 ) -> int:
     """Run a job's process in its own process group, streaming its output; enforce the time limit.
 
-    On KeyboardInterrupt (or the limit) the whole process group is stopped, so no training survives
-    its run. Returns the exit code; raises ``JobStopped`` when the limit was hit.
+    On KeyboardInterrupt, the limit, or ``cancelled`` being set (from another thread: the job may run in a
+    Map iteration's thread, which never sees Ctrl-C) the whole process group is stopped, so no training
+    survives its run. Returns the exit code; raises ``JobStopped`` when the limit was hit and
+    ``JobCancelled`` when it was cancelled.
     """
     output.log_path.parent.mkdir(parents=True, exist_ok=True)
     stopped = threading.Event()
+    finished = threading.Event()
+    _prctl()  # resolved here, so the forked child only calls it (see _die_with_parent)
     with open(output.log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(
             cmd,
@@ -128,6 +142,15 @@ def run_job_process(
         if timer:
             timer.daemon = True
             timer.start()
+        if cancelled is not None:
+
+            def watch() -> None:
+                while not finished.is_set():
+                    if cancelled.wait(0.2):
+                        _kill_group(proc)
+                        return
+
+            threading.Thread(target=watch, name="job-cancel-watch", daemon=True).start()
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -139,19 +162,31 @@ def run_job_process(
             _kill_group(proc)
             raise
         finally:
+            finished.set()
             if timer:
                 timer.cancel()
+    if cancelled is not None and cancelled.is_set():
+        raise JobCancelled("the job was stopped: its run was cancelled")
     if stopped.is_set():
         raise JobStopped(f"MaxRuntimeExceeded: the job ran longer than its {max_seconds} s stopping condition")
     return code
 
 
 def run_job(
-    cmd: list[str], cwd: Path, env: dict[str, str], max_seconds: int | None, output: JobOutput, failure_dir: Path
+    cmd: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    max_seconds: int | None,
+    output: JobOutput,
+    failure_dir: Path,
+    cancelled: threading.Event | None = None,
 ) -> tuple[str, str]:
-    """Run a job's process; return its SageMaker status (Completed / Failed / Stopped) and FailureReason."""
+    """Run a job's process; return its SageMaker status (Completed / Failed / Stopped) and FailureReason.
+
+    Raises ``JobCancelled`` when ``cancelled`` stopped it (the Task is aborted: there is no status to report).
+    """
     try:
-        code = run_job_process(cmd, cwd=cwd, env=env, max_seconds=max_seconds, output=output)
+        code = run_job_process(cmd, cwd=cwd, env=env, max_seconds=max_seconds, output=output, cancelled=cancelled)
     except JobStopped as stopped:
         return "Stopped", str(stopped)
     if code != 0:
@@ -159,13 +194,25 @@ def run_job(
     return "Completed", ""
 
 
-def _die_with_parent() -> None:
-    """Linux: the job gets SIGTERM if the runner is killed (even with SIGKILL), so no training outlives it."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+@cache
+def _prctl() -> Any:
+    """libc's prctl on Linux (None elsewhere), loaded in the parent: after a fork in a threaded process the child
+    must not load libraries (another thread may have held the loader's lock at the fork)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
+    return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+
+
+def _die_with_parent() -> None:
+    """Linux: the job gets SIGTERM if the runner is killed (even with SIGKILL), so no training outlives it.
+
+    The signal is tied to the thread that started the job, which waits for it to end."""
+    prctl = _prctl()
+    if prctl is not None:
         pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
@@ -294,7 +341,9 @@ class LocalSageMaker:
         output = JobOutput(job / "output.log", on_line)
         limit = ctx.timeout_seconds or (params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         started = _now()
-        status, reason = run_job([self.python, str(code / program), *args], code, env, limit, output, out_dir)
+        status, reason = run_job(
+            [self.python, str(code / program), *args], code, env, limit, output, out_dir, ctx.cancelled
+        )
         ended = _now()
         describe = {
             "TrainingJobName": name,
@@ -356,7 +405,7 @@ class LocalSageMaker:
         )
         limit = ctx.timeout_seconds or (params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         started = _now()
-        status, reason = run_job(entry + args, job, self._env({}), limit, output, job / "processing")
+        status, reason = run_job(entry + args, job, self._env({}), limit, output, job / "processing", ctx.cancelled)
         ended = _now()
         describe = {
             "ProcessingJobName": name,

@@ -8,7 +8,7 @@ import json
 import os
 import random as _random
 import sys
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,8 +24,16 @@ from nyanops.core.record_results import RecordResultsDeps, failure_text
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.start_pipeline import StartPipelineDeps, UploadResult
 from nyanops.local import executions as ex
-from nyanops.local.asl import ExecutionListener, ExecutionResult, NullListener, StateMachine, load_state_machine
+from nyanops.local.asl import (
+    ExecutionListener,
+    ExecutionResult,
+    NullListener,
+    Serialized,
+    StateMachine,
+    load_state_machine,
+)
 from nyanops.local.bucket import LOCAL_BUCKET, LocalObjectStore
+from nyanops.local.capacity import max_parallel_jobs
 from nyanops.local.database import connect
 from nyanops.local.experiment_store import SQLiteExperimentStore
 from nyanops.local.integrations import LocalSageMaker, LocalTaskRunner, function_arn, topic_arn
@@ -105,7 +113,9 @@ class ConsoleNotifier:
 
 class HistoryRecorder(NullListener):
     """Persists every history event of one execution (so other processes can show it), and
-    forwards the progress callbacks to the display."""
+    forwards the progress callbacks to the display. The executor never calls a listener from two
+    threads at once (see ``nyanops.local.asl``); the display is shared with job output, so pass
+    it ``Serialized``."""
 
     def __init__(self, store: ex.ExecutionStore, name: str, display: ExecutionListener) -> None:
         self.store, self.name, self.display = store, name, display
@@ -150,11 +160,17 @@ class LocalPipeline:
     progress: Progress
     python: str = sys.executable
     project: Path | None = None
-    # How the executor waits between Retry attempts and draws FULL jitter (tests make both instant/fixed).
-    sleep: Callable[[float], None] = time.sleep
+    # How the executor waits between Retry attempts and draws FULL jitter (tests make both instant/fixed);
+    # None: the executor's own wait, which Ctrl-C and aborted Map iterations cut short.
+    sleep: Callable[[float], None] | None = None
     random: Callable[[], float] = _random.random
+    # How many Map iterations (trials) may run at once on this machine: NYANOPS_MAX_PARALLEL_JOBS, or what
+    # the machine's cores and memory allow (nyanops.local.capacity); None reads the setting.
+    max_parallel_jobs: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_parallel_jobs is None:
+            self.max_parallel_jobs = max_parallel_jobs()
         self.project = self.project or project_root()
         self.root = self.root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -166,6 +182,7 @@ class LocalPipeline:
         self.settings = local_settings()
         self._machine: StateMachine | None = None
         self._functions: dict[str, ModuleType] = {}
+        self.display: Any = Serialized(self.progress, threading.RLock())
 
     # -- wiring --------------------------------------------------------------------------------------
     @property
@@ -191,9 +208,9 @@ class LocalPipeline:
         return module
 
     def task_runner(self) -> LocalTaskRunner:
-        sagemaker = LocalSageMaker(self.store, self.root / "jobs", self.python, self.progress.job_line)
+        sagemaker = LocalSageMaker(self.store, self.root / "jobs", self.python, self.display.job_line)
         functions = {function_arn(n): self.function(n) for n in FUNCTION_DIRS}
-        return LocalTaskRunner(sagemaker, functions, self.progress.publish)
+        return LocalTaskRunner(sagemaker, functions, self.display.publish)
 
     # -- uploads -------------------------------------------------------------------------------------
     def upload_event(self, key: str) -> dict[str, Any]:
@@ -269,7 +286,7 @@ class LocalPipeline:
             raise NotPending(f"execution {name} is not pending (status {row.status if row else 'unknown'})")
         row = self.executions.get(name)
         assert row is not None
-        recorder = HistoryRecorder(self.executions, name, self.progress)
+        recorder = HistoryRecorder(self.executions, name, self.display)
         try:
             result = machine.run(
                 row.input,
@@ -278,6 +295,7 @@ class LocalPipeline:
                 listener=recorder,
                 sleep=self.sleep,
                 random=self.random,
+                max_parallel=self.max_parallel_jobs,
             )
         except (KeyboardInterrupt, SystemExit):
             self._interrupt(name, row.input)

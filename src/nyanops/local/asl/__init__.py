@@ -21,7 +21,7 @@ from .executor import (
     retry_delay,
 )
 from .intrinsics import SUPPORTED_FUNCTIONS
-from .listener import ExecutionListener, NullListener
+from .listener import ExecutionListener, NullListener, Serialized
 
 __all__ = [
     "SUPPORTED_FUNCTIONS",
@@ -33,6 +33,7 @@ __all__ = [
     "InvalidDefinition",
     "MissingSubstitution",
     "NullListener",
+    "Serialized",
     "StateMachine",
     "StatesError",
     "TaskContext",

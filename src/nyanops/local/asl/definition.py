@@ -19,8 +19,7 @@ from .paths import Path, PathSyntaxError, parse_path
 from .templates import Compiled, TemplateError, compile_expression, compile_template
 from .timestamps import parse_timestamp
 
-SUPPORTED_STATE_TYPES = ("Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel")
-UNSUPPORTED_STATE_TYPES = ("Map",)
+SUPPORTED_STATE_TYPES = ("Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
 
 _COMMON = {"Type", "Comment"}
 _FLOW = {"Next", "End"}
@@ -47,6 +46,23 @@ _ALLOWED_FIELDS: dict[str, set[str]] = {
     "Succeed": _COMMON | _IO,
     "Fail": _COMMON | {"Error", "ErrorPath", "Cause", "CausePath"},
     "Parallel": _COMMON | _FLOW | _IO | {"Branches", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"},
+    # Inline Map (JSONPath); Parameters and Iterator are the deprecated spellings of ItemSelector and ItemProcessor.
+    "Map": _COMMON
+    | _FLOW
+    | _IO
+    | {
+        "ItemsPath",
+        "ItemSelector",
+        "Parameters",
+        "ItemProcessor",
+        "Iterator",
+        "MaxConcurrency",
+        "MaxConcurrencyPath",
+        "ResultSelector",
+        "ResultPath",
+        "Retry",
+        "Catch",
+    },
 }
 # Valid ASL fields the local executor does not implement: refused rather than silently ignored.
 _UNSUPPORTED_FIELDS = {
@@ -54,9 +70,24 @@ _UNSUPPORTED_FIELDS = {
     "Arguments": "Arguments belongs to JSONata; only JSONPath is supported",
     "Output": "Output belongs to JSONata; only JSONPath is supported",
     "Credentials": "cross-account Task Credentials are not supported",
+    "Items": "Items belongs to JSONata; only JSONPath is supported (select the array with ItemsPath)",
 }
+# Map fields that exist only in DISTRIBUTED mode (child workflow executions, S3 readers and writers), which the
+# local executor does not run. The failure tolerance belongs there too: in INLINE mode any failed iteration
+# fails the Map, so a failure that must not stop its siblings is caught inside the ItemProcessor.
+_DISTRIBUTED_ONLY_FIELDS = (
+    "ItemReader",
+    "ItemBatcher",
+    "ResultWriter",
+    "Label",
+    "ToleratedFailureCount",
+    "ToleratedFailureCountPath",
+    "ToleratedFailurePercentage",
+    "ToleratedFailurePercentagePath",
+)
 _TOP_LEVEL_FIELDS = {"Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"}
 _BRANCH_FIELDS = {"Comment", "StartAt", "States", "QueryLanguage"}
+_PROCESSOR_FIELDS = _BRANCH_FIELDS | {"ProcessorConfig"}
 _RETRIER_FIELDS = {
     "ErrorEquals",
     "IntervalSeconds",
@@ -139,6 +170,13 @@ class StateDef:
     error_expr: Path | Call | None = None
     cause_expr: Path | Call | None = None
     branches: tuple[Definition, ...] = ()
+    # Map: the array (ItemsPath), each iteration's input (ItemSelector or the legacy Parameters; None = the item),
+    # the iteration's state machine (ItemProcessor or the legacy Iterator) and MaxConcurrency (0 = no limit).
+    items_path: Path | None = None
+    item_selector: Compiled | None = None
+    iterator: Definition | None = None
+    max_concurrency: int = 0
+    max_concurrency_path: Path | None = None
 
 
 @dataclass
@@ -271,17 +309,18 @@ def _validate_state(name: str, body: Any) -> StateDef:
     if not isinstance(body, dict):
         raise InvalidDefinition(f"{where}: a state must be a JSON object")
     kind = body.get("Type")
-    if kind in UNSUPPORTED_STATE_TYPES:
-        raise UnsupportedDefinition(
-            f"{where}: the state type {kind!r} is not supported by the local executor "
-            f"(supported: {', '.join(SUPPORTED_STATE_TYPES)})"
-        )
     if kind not in _ALLOWED_FIELDS:
         raise InvalidDefinition(f"{where}: unknown state type {kind!r} in field Type")
     _check_query_language(body, where)
     for key in body:
         if key in _UNSUPPORTED_FIELDS:
             raise UnsupportedDefinition(f"{where}: field {key}: {_UNSUPPORTED_FIELDS[key]}")
+        if kind == "Map" and key in _DISTRIBUTED_ONLY_FIELDS:
+            raise UnsupportedDefinition(
+                f"{where}: field {key}: {key} belongs to DISTRIBUTED mode, which the local executor does not run "
+                "(it runs INLINE Map states, where any failed iteration fails the Map: to let the other iterations "
+                "go on, catch the failure inside the ItemProcessor)"
+            )
     unknown = [k for k in body if k not in _ALLOWED_FIELDS[kind] and k != "QueryLanguage"]
     if unknown:
         raise InvalidDefinition(f"{where}: field(s) {', '.join(map(repr, unknown))} are not valid in a {kind} state")
@@ -312,6 +351,7 @@ def _validate_state(name: str, body: Any) -> StateDef:
         "Wait": _wait,
         "Fail": _fail,
         "Parallel": _parallel,
+        "Map": _map,
         "Succeed": lambda s, b, w: None,
     }[kind](state, body, where)
     return state
@@ -509,3 +549,80 @@ def _parallel(state: StateDef, body: dict[str, Any], where: str) -> None:
     state.branches = tuple(
         _validate_machine(branch, top_level=False, where=f"{where} Branches[{i}]") for i, branch in enumerate(branches)
     )
+
+
+def _map(state: StateDef, body: dict[str, Any], where: str) -> None:
+    """An INLINE Map state (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html)."""
+    if "ItemProcessor" in body and "Iterator" in body:
+        raise InvalidDefinition(
+            f"{where}: fields ItemProcessor and Iterator are mutually exclusive (Iterator is the "
+            "deprecated spelling of ItemProcessor)"
+        )
+    processor_field = "ItemProcessor" if "ItemProcessor" in body else "Iterator"
+    if processor_field not in body:
+        raise InvalidDefinition(f"{where}: field ItemProcessor is missing (a Map needs the states each item runs)")
+    if "ItemSelector" in body and "Parameters" in body:
+        raise InvalidDefinition(
+            f"{where}: fields ItemSelector and Parameters are mutually exclusive (Parameters is "
+            "the deprecated spelling of ItemSelector in a Map)"
+        )
+    # The generic loop compiled a Map's Parameters as if they were a Task's: in a Map they select each item's input.
+    state.item_selector, state.parameters = state.parameters, None
+    if "ItemSelector" in body:
+        if not isinstance(body["ItemSelector"], dict):
+            raise InvalidDefinition(f"{where}: field ItemSelector must be an object")
+        try:
+            state.item_selector = compile_template(body["ItemSelector"])
+        except TemplateError as exc:
+            raise InvalidDefinition(f"{where}: field ItemSelector: {exc}") from exc
+    state.items_path = _items_path(body, where)
+    if "MaxConcurrency" in body and "MaxConcurrencyPath" in body:
+        raise InvalidDefinition(f"{where}: fields MaxConcurrency and MaxConcurrencyPath are mutually exclusive")
+    if "MaxConcurrency" in body:
+        value = body["MaxConcurrency"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidDefinition(f"{where}: field MaxConcurrency must be a non-negative integer (0 = no limit)")
+        state.max_concurrency = value
+    if "MaxConcurrencyPath" in body:
+        state.max_concurrency_path = _optional_path(body, "MaxConcurrencyPath", where, reference=True)
+        if state.max_concurrency_path is None:
+            raise InvalidDefinition(f"{where}: field MaxConcurrencyPath must be a reference path, not null")
+    state.iterator = _processor(body[processor_field], f"{where} {processor_field}")
+
+
+def _items_path(body: dict[str, Any], where: str) -> Path:
+    """ItemsPath: a reference path into the effective input or the context object (default ``$``)."""
+    text = body.get("ItemsPath", "$")
+    try:
+        path = parse_path(text)
+    except PathSyntaxError as exc:
+        raise InvalidDefinition(f"{where}: field ItemsPath: {exc}") from exc
+    if not path.is_reference:
+        raise InvalidDefinition(f"{where}: field ItemsPath must be a reference path (no wildcards), got {text!r}")
+    return path
+
+
+def _processor(raw: Any, where: str) -> Definition:
+    if not isinstance(raw, dict):
+        raise InvalidDefinition(f"{where}: must be an object with StartAt and States")
+    config = raw.get("ProcessorConfig", {})
+    if not isinstance(config, dict):
+        raise InvalidDefinition(f"{where}: field ProcessorConfig must be an object")
+    unknown = [k for k in config if k not in ("Mode", "ExecutionType")]
+    if unknown:
+        raise InvalidDefinition(f"{where}: field ProcessorConfig: unknown field(s) {', '.join(map(repr, unknown))}")
+    mode = config.get("Mode", "INLINE")
+    if mode == "DISTRIBUTED":
+        raise UnsupportedDefinition(
+            f"{where}: field ProcessorConfig.Mode: DISTRIBUTED mode (child workflow executions) is not supported "
+            "by the local executor; use INLINE"
+        )
+    if mode != "INLINE":
+        raise InvalidDefinition(f"{where}: field ProcessorConfig.Mode must be INLINE or DISTRIBUTED, got {mode!r}")
+    if "ExecutionType" in config:
+        raise InvalidDefinition(f"{where}: field ProcessorConfig.ExecutionType applies to DISTRIBUTED mode only")
+    unknown = [k for k in raw if k not in _PROCESSOR_FIELDS]
+    if unknown:
+        raise InvalidDefinition(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
+    branch = {k: v for k, v in raw.items() if k != "ProcessorConfig"}
+    return _validate_machine(branch, top_level=False, where=where)

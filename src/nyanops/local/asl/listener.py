@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
 class ExecutionListener(Protocol):
-    """Receives an execution's progress as it happens (e.g. to persist the history); all methods return None."""
+    """Receives an execution's progress as it happens (e.g. to persist the history); all methods return None.
+
+    The iterations of a Map state run in threads of their own, so the calls may come from several threads, but
+    never two at once: the executor makes them one at a time (see Serialized).
+    """
 
     def execution_started(self, name: str, input: Any) -> None:
         """The execution started with ``input``."""
@@ -71,3 +77,22 @@ class NullListener:
 
     def history_event(self, event: dict[str, Any]) -> None:
         """Ignored."""
+
+
+class Serialized:
+    """Forwards every method call to ``target`` while holding ``lock``, so that calls made from several
+    threads reach it one at a time (the executor wraps its listener in one; the local pipeline wraps its
+    display, which job output also writes to)."""
+
+    def __init__(self, target: Any, lock: threading.RLock | None = None) -> None:
+        self._target = target
+        self._lock = lock or threading.RLock()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._target, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
