@@ -5,15 +5,22 @@ either store (SQLite locally, SageMaker Experiments on AWS)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from nyanops.core.experiments import TrialRecord
+from nyanops.terminal import display_width, elide, pad, printable
 
 METRIC_COLUMNS = (("accuracy", "acc"), ("macro_precision", "prec"), ("macro_recall", "rec"), ("macro_f1", "f1"))
 BASE_COLUMNS = ("best", "when", "status", "dataset")
 TAIL_COLUMNS = ("duration", "trial", "comment")
 # Arguments that change how a job runs, not what it learns: never worth a comparison column.
 OPERATIONAL = {"workers", "num-gpus", "dry-run", "weights", "test-batch-size"}
+# Columns that keep their full width on a narrow terminal (short by nature, and what a comparison is for).
+FIXED_COLUMNS = {"best", "when", "status", "duration", *(short for _, short in METRIC_COLUMNS)}
+# Cut in the middle: their end (the upload hash of an execution name) tells them apart.
+MIDDLE_ELIDED = {"trial"}
+MIN_SHRUNK = 8
 
 
 def differing_hyperparameters(records: list[TrialRecord]) -> list[str]:
@@ -76,8 +83,9 @@ def sort_rows(
     return sorted(present, key=lambda r: _sort_key(r[by]), reverse=descending) + missing
 
 
-def format_cell(column: str, value: Any) -> str:
-    """One cell as text (the plain table and the HTML report show the same values)."""
+def format_cell(column: str, value: Any, limit: int | None = 48) -> str:
+    """One cell as text (the plain table and the HTML report show the same values); text longer than
+    ``limit`` characters is cut (None: never; the terminal table fits its width itself)."""
     if column == "best":
         return "*" if value else ""
     if value is None:
@@ -90,16 +98,45 @@ def format_cell(column: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    return text if len(text) <= 48 else text[:45] + "..."
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
-def render(columns: list[str], table: list[dict[str, Any]]) -> str:
-    """A plain-text table (no terminal tricks), best trial marked with ``*``."""
-    cells = [[format_cell(c, row.get(c)) for c in columns] for row in table]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+def fit_widths(columns: list[str], widths: list[int], width: int | None) -> list[int]:
+    """Column widths for a table at most ``width`` columns wide (two spaces between columns): the widest
+    of the columns that may shrink (comment, trial, dataset, hyperparameters) loses a column at a time,
+    none below its header or 8. None keeps the natural widths. A table that cannot fit stays wider."""
+    out = list(widths)
+    if width is None:
+        return out
+    floors = [
+        w if c in FIXED_COLUMNS else min(w, max(display_width(c), MIN_SHRUNK))
+        for c, w in zip(columns, out, strict=True)
+    ]
+    excess = sum(out) + 2 * (len(out) - 1) - width
+    while excess > 0:
+        candidates = [i for i in range(len(out)) if out[i] > floors[i]]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: out[i])
+        out[widest] -= 1
+        excess -= 1
+    return out
+
+
+def render(columns: list[str], table: list[dict[str, Any]], width: int | None = None) -> str:
+    """A plain-text table, best trial marked with ``*``. Every value is made printable (no control
+    characters or escape sequences reach the terminal). With ``width``, long columns are elided with
+    ``…`` so the table fits; without it (a pipe, or ``--wide``) every value is shown in full."""
+    cells = [[printable(format_cell(c, row.get(c), limit=None)) for c in columns] for row in table]
+    natural = [max([display_width(c), *(display_width(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    widths = fit_widths(columns, natural, width)
+    cells = [
+        [elide(v, w, middle=c in MIDDLE_ELIDED) for c, v, w in zip(columns, r, widths, strict=True)] for r in cells
+    ]
+    header = [elide(c, w) for c, w in zip(columns, widths, strict=True)]
+    lines = ["  ".join(pad(c, w) for c, w in zip(header, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines += ["  ".join(pad(v, w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
 
 
@@ -107,18 +144,32 @@ def as_json(table: list[dict[str, Any]]) -> str:
     return json.dumps(table, indent=2, default=str)
 
 
-def format_experiments(records: list[TrialRecord], sort: str | None = None, json_output: bool = False) -> str:
+def format_experiments(
+    records: list[TrialRecord],
+    sort: str | None = None,
+    json_output: bool = False,
+    width: int | None = None,
+    links: Callable[[TrialRecord], dict[str, str]] | None = None,
+) -> str:
     """What ``nyanops experiments`` prints for records of any store: one table per experiment (the
-    differing hyperparameters are decided per experiment), sorted as ``--sort`` says, best marked.
-    ``json_output`` gives one JSON list of rows, each with its ``experiment``. Raises ValueError for
-    an unknown sort column."""
+    differing hyperparameters are decided per experiment), sorted as ``--sort`` says, best marked,
+    fitted to ``width`` columns when given. ``json_output`` gives one JSON list of rows, each with its
+    ``experiment``. ``links(record)`` adds named URLs (console pages) to each JSON row and, in text, the
+    ``execution`` one under the table. Raises ValueError for an unknown sort column."""
     by, descending = parse_sort(sort)
     parts: list[str] = []
     all_rows: list[dict[str, Any]] = []
     for exp in sorted({r.experiment for r in records}):
         mine = [r for r in records if r.experiment == exp]
+        by_trial = {r.trial: r for r in mine}
         columns, table = rows(mine)
         table = sort_rows(columns, table, by, descending)
-        all_rows += [{"experiment": exp, **row} for row in table]
-        parts.append(f"experiment {exp} ({len(mine)} trials, * = best)\n{render(columns, table)}")
+        urls = {t: links(r) for t, r in by_trial.items()} if links else {}
+        all_rows += [{"experiment": exp, **row, **urls.get(row["trial"], {})} for row in table]
+        text = f"experiment {printable(exp)} ({len(mine)} trials, * = best)\n{render(columns, table, width)}"
+        listed = [(row["trial"], urls[row["trial"]].get("execution_url")) for row in table if row["trial"] in urls]
+        if any(url for _, url in listed):
+            text += "\nconsole (execution graph, with links to its jobs):"
+            text += "".join(f"\n  {printable(trial)}  {url}" for trial, url in listed if url)
+        parts.append(text)
     return as_json(all_rows) if json_output else "\n\n".join(parts)

@@ -10,7 +10,12 @@ sorter below (allowed by its hash; no other script can run). Every string that c
 What it shows, per experiment: the comparison table (``nyanops.compare``: the hyperparameters that
 differ, the metrics, the best trial marked; click a header to sort), the primary metric across
 trials, and for each trial its confusion matrix as a heatmap, its learning curves, its misclassified
-photos (true class, predicted class, confidence) and the execution timeline, state by state.
+photos (true class, predicted class, confidence), its execution as a graph of the state machine coloured
+by outcome (``nyanops.state_graph``) and the execution timeline, state by state.
+
+Numbers come only from validated documents (``core.evaluation_report``) or the stores; anything that is not
+a finite number is shown as text, escaped. A trial whose part of the report cannot be drawn shows an error
+in its own section; the other trials are unaffected.
 """
 
 from __future__ import annotations
@@ -19,13 +24,20 @@ import base64
 import hashlib
 import html
 import io
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from nyanops import compare
 from nyanops.core.experiments import TrialRecord
+from nyanops.execution_view import CAUGHT, FAILED, INTERRUPTED, TIMED_OUT, ExecutionView, readable_cause
+from nyanops.state_graph import graph_svg
+
+GENERATOR = "nyanops report"
+# Links out of the report go to the AWS console only (navigation, never a fetched resource).
+CONSOLE_PREFIX = "https://"
 
 THUMBNAIL_PX = 160
 MAX_THUMBNAILS = 60  # per trial: the report stays a few MB even for a bad model on a big test set
@@ -45,7 +57,7 @@ class TimelineStep:
     state: str
     entered_at: datetime | None
     exited_at: datetime | None
-    outcome: str  # succeeded | failed | running
+    outcome: str  # an execution_view status: succeeded | caught | failed | running | interrupted | timed out
     detail: str = ""
     attempts: int = 1
 
@@ -63,10 +75,16 @@ class TrialReport:
     record: TrialRecord
     execution: str = ""
     execution_status: str = ""
-    evaluation: Mapping[str, Any] | None = None
-    timeline: list[TimelineStep] = field(default_factory=list)
+    evaluation: Mapping[str, Any] | None = None  # a validated evaluation.json (core.evaluation_report)
+    view: ExecutionView | None = None  # the execution, state by state (graph and timeline)
     thumbnails: Mapping[str, bytes] = field(default_factory=dict)  # misclassified path -> image bytes
     note: str = ""  # why something is missing (e.g. "evaluation.json not found")
+    problem: str = ""  # an error about this trial's data (e.g. an evaluation.json that fails validation)
+    links: Mapping[str, str] = field(default_factory=dict)  # console URLs (execution, jobs) on AWS
+
+    @property
+    def timeline(self) -> list[TimelineStep]:
+        return timeline_from_view(self.view) if self.view else []
 
 
 @dataclass
@@ -81,54 +99,24 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+def _number(value: Any) -> float | None:
+    """A finite number, or None (a string, a bool, NaN or anything else is never drawn or formatted as one)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
-def timeline_from_events(events: Iterable[Mapping[str, Any]]) -> list[TimelineStep]:
-    """State-by-state steps from execution history events (the local ``execution_events`` rows or
-    Step Functions ``GetExecutionHistory`` events reduced to ``{at, type, state, detail}``)."""
-    steps: list[TimelineStep] = []
-    open_steps: dict[str, TimelineStep] = {}
-    scheduled: dict[int, int] = {}  # id(step) -> TaskScheduled count (a Retry schedules the task again)
-    for e in events:
-        kind = str(e.get("type") or "")
-        state = str(e.get("state") or "")
-        at = _parse_time(e.get("at"))
-        step = open_steps.get(state)
-        if kind.endswith("StateEntered"):
-            step = TimelineStep(state, at, None, "running")
-            steps.append(step)
-            open_steps[state] = step
-        elif step is None:
-            if kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
-                for other in open_steps.values():
-                    other.outcome, other.exited_at = "failed", other.exited_at or at
-                open_steps.clear()
-        elif kind.endswith("StateExited"):
-            step.exited_at = at
-            if step.outcome == "running":
-                step.outcome = "succeeded"
-            del open_steps[state]
-        elif kind == "TaskScheduled":
-            scheduled[id(step)] = scheduled.get(id(step), 0) + 1
-            step.attempts = max(1, scheduled[id(step)])
-        elif kind.endswith("Failed") or kind.endswith("TimedOut"):
-            step.outcome = "failed"
-            detail = e.get("detail") or {}
-            if isinstance(detail, Mapping):
-                cause = f": {detail.get('cause')}" if detail.get("cause") else ""
-                step.detail = f"{detail.get('error') or kind}{cause}"
-        elif kind.endswith("Succeeded") and step.outcome == "failed":
-            step.outcome, step.detail = "running", ""  # a retry succeeded after a failed attempt
+def timeline_from_view(view: ExecutionView) -> list[TimelineStep]:
+    """The states the execution entered, in order, with their outcome and (for a failure) error and cause."""
+    steps = []
+    for name in dict.fromkeys(view.path):
+        s = view.state(name)
+        if s is None:
+            continue
+        detail = ""
+        if s.status in (FAILED, CAUGHT, INTERRUPTED, TIMED_OUT) and (s.error or s.cause):
+            detail = f"{s.error or s.status}: {readable_cause(s.cause, 300)}".rstrip(": ")
+        steps.append(TimelineStep(s.name, s.entered_at, s.exited_at, s.status, detail, max(1, s.attempts)))
     return steps
 
 
@@ -171,11 +159,13 @@ def thumbnail_data_uri(data: bytes, size: int = THUMBNAIL_PX) -> str | None:
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
+    """A number with ``digits`` decimals; anything else as (escaped) text."""
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    number = _number(value)
+    if number is not None and not isinstance(value, int):
+        return f"{number:.{digits}f}"
+    return esc(value)
 
 
 def _short(text: str, limit: int) -> str:
@@ -216,7 +206,7 @@ def confusion_svg(labels: Sequence[str], matrix: Sequence[Sequence[int]], title:
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">'
             f"<title>{esc(label)}</title>{esc(_short(str(label), 20))}</text>"
         )
-        row = matrix[i] if i < len(matrix) else []
+        row = [int(_number(c) or 0) for c in (matrix[i] if i < len(matrix) else [])]
         total = sum(row) or 1
         for j in range(n):
             count = row[j] if j < len(row) else 0
@@ -361,7 +351,10 @@ def timeline_svg(steps: Sequence[TimelineStep], width: int = 720) -> str:
     start, end = min(times), max(times)
     total = max((end - start).total_seconds(), 0.001)
     span = width - label_px - 110
-    colours = {"succeeded": "#4575b4", "failed": "#d73027", "running": "#fdae61"}
+    colours = {
+        "succeeded": "#4575b4", "failed": "#d73027", "caught": "#f0a030", "running": "#74add1",
+        "interrupted": "#8a3f96", "timed out": "#8a3f96",
+    }
     for i, s in enumerate(steps):
         y = top + i * row
         begin = ((s.entered_at or start) - start).total_seconds()
@@ -432,7 +425,7 @@ def _metrics_list(record: TrialRecord, primary_metric: str) -> str:
     for key, label in METRIC_LABELS.items():
         if key in record.metrics:
             strong = ' class="primary"' if key == primary_metric else ""
-            items.append(f"<li{strong}><b>{esc(label)}</b> {record.metrics[key]:.4f}</li>")
+            items.append(f"<li{strong}><b>{esc(label)}</b> {_fmt(record.metrics[key])}</li>")
     return f'<ul class="metrics">{"".join(items)}</ul>' if items else ""
 
 
@@ -461,13 +454,13 @@ def _curves_html(evaluation: Mapping[str, Any]) -> str:
     def pts(key: str) -> list[tuple[float, float]]:
         out = []
         for i, h in enumerate(history, start=1):
-            value = h.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out.append((float(h.get("epoch", i)), float(value)))
+            value, epoch = _number(h.get(key)), _number(h.get("epoch", i))
+            if value is not None and epoch is not None:
+                out.append((epoch, value))
         return out
 
-    best = model.get("best_epoch") or None
-    marker = float(best) if isinstance(best, (int, float)) and best > 0 else None
+    best = _number(model.get("best_epoch"))
+    marker = best if best is not None and best > 0 else None
     loss = line_chart_svg(
         "loss", [("train loss", "#d6604d", pts("train_loss")), ("val loss", "#2166ac", pts("val_loss"))],
         marker_x=marker,
@@ -484,14 +477,14 @@ def _thumbnails_html(evaluation: Mapping[str, Any], thumbnails: Mapping[str, byt
     missed = [m for m in evaluation.get("misclassified") or [] if isinstance(m, Mapping)]
     if not missed:
         return '<p class="note">no misclassified test photos</p>'
-    missed = sorted(missed, key=lambda m: -float(m.get("confidence") or 0.0))
+    missed = sorted(missed, key=lambda m: -(_number(m.get("confidence")) or 0.0))
     figures = []
     for m in missed[:MAX_THUMBNAILS]:
         path = str(m.get("path", ""))
         data = thumbnails.get(path)
         uri = thumbnail_data_uri(data, size) if data else None
-        confidence = m.get("confidence")
-        conf_text = f"{float(confidence):.0%}" if isinstance(confidence, (int, float)) else "?"
+        confidence = _number(m.get("confidence"))
+        conf_text = f"{confidence:.0%}" if confidence is not None else "?"
         caption = (
             f'<figcaption><span class="true">{esc(m.get("true"))}</span> → '
             f'<span class="pred">{esc(m.get("predicted"))}</span> <span class="conf">{esc(conf_text)}</span>'
@@ -510,13 +503,24 @@ def _thumbnails_html(evaluation: Mapping[str, Any], thumbnails: Mapping[str, byt
 def _trial_html(t: TrialReport, anchor: str, primary_metric: str, thumb_px: int) -> str:
     r = t.record
     badge = ' <span class="badge">★ best</span>' if r.is_best else ""
+    head = f'<section class="trial" id="{esc(anchor)}"><h3>{esc(r.trial)}{badge}</h3>'
+    try:
+        body = _trial_body(t, primary_metric, thumb_px)
+    except Exception as exc:  # one trial's odd data must not take the whole report down
+        body = f'<p class="problem">this trial could not be drawn: {esc(type(exc).__name__)}: {esc(exc)}</p>'
+    return f"{head}{body}</section>"
+
+
+def _trial_body(t: TrialReport, primary_metric: str, thumb_px: int) -> str:
+    r = t.record
     status_cls = "failed" if r.status == "Failed" else ("ok" if r.status == "Completed" else "other")
+    started = r.started_at.strftime("%Y-%m-%d %H:%M:%S %Z") if isinstance(r.started_at, datetime) else "-"
     facts = [
         ("status", f'<span class="status {status_cls}">{esc(r.status)}</span>'),
-        ("started", esc(r.started_at.strftime("%Y-%m-%d %H:%M:%S %Z") if r.started_at else "-")),
+        ("started", esc(started)),
         ("duration", esc(_seconds_text(r.duration_seconds))),
         ("dataset", esc(r.dataset_id or "-")),
-        ("code", esc(r.code_hash[:12] if r.code_hash else "-")),
+        ("code", esc(str(r.code_hash)[:12] if r.code_hash else "-")),
         ("execution", esc(t.execution or "-") + (f" ({esc(t.execution_status)})" if t.execution_status else "")),
         ("comment", esc(r.comment or "-")),
     ]
@@ -525,16 +529,21 @@ def _trial_html(t: TrialReport, anchor: str, primary_metric: str, thumb_px: int)
     if r.hyperparameters:
         hp = ", ".join(f"{esc(k)}={esc(compare.format_cell(k, v))}" for k, v in sorted(r.hyperparameters.items()))
         facts.append(("hyperparameters", f'<span class="hp">{hp}</span>'))
+    if t.links:
+        links = " · ".join(
+            f'<a href="{esc(url)}" rel="noreferrer">{esc(name.removesuffix("_url").replace("_", " "))}</a>'
+            for name, url in t.links.items()
+            if str(url).startswith(CONSOLE_PREFIX)
+        )
+        facts.append(("AWS console", links))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
-    parts = [
-        f'<section class="trial" id="{esc(anchor)}"><h3>{esc(r.trial)}{badge}</h3>',
-        f'<dl class="facts">{dl}</dl>',
-        _metrics_list(r, primary_metric),
-    ]
+    parts = [f'<dl class="facts">{dl}</dl>', _metrics_list(r, primary_metric)]
+    if t.problem:
+        parts.append(f'<p class="problem">{esc(t.problem)}</p>')
     if t.note:
         parts.append(f'<p class="note">{esc(t.note)}</p>')
     ev = t.evaluation
-    cm = (ev or {}).get("confusion_matrix") or r.confusion_matrix or {}
+    cm = (ev or {}).get("confusion_matrix") or {}
     labels, matrix = cm.get("labels") or [], cm.get("matrix") or []
     if labels and matrix:
         parts.append(
@@ -545,11 +554,12 @@ def _trial_html(t: TrialReport, anchor: str, primary_metric: str, thumb_px: int)
     if ev:
         parts.append(f"<h4>learning curves</h4>{_curves_html(ev)}")
         parts.append(f"<h4>misclassified test photos</h4>{_thumbnails_html(ev, t.thumbnails, thumb_px)}")
-    elif r.status == "Completed":
+    elif r.status == "Completed" and not t.problem:
         parts.append('<p class="note">evaluation.json not available: no curves or photos</p>')
+    if t.view is not None:
+        parts.append(f"<h4>execution graph</h4>{graph_svg(t.view, f'state machine graph of {t.view.name}')}")
     if t.timeline:
         parts.append(f"<h4>execution timeline</h4>{timeline_svg(t.timeline)}")
-    parts.append("</section>")
     return "".join(parts)
 
 
@@ -596,7 +606,9 @@ ul.metrics{list-style:none;padding:0;display:flex;gap:18px;flex-wrap:wrap}li.pri
 .thumbs{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0;width:170px;font-size:12px}
 figure img{display:block;border:1px solid #ccc}figcaption{overflow-wrap:anywhere}
 .pred{color:#b2182b;font-weight:600}.true{font-weight:600}
-.path,.note{color:#777;font-size:12px}.missing{background:#eee;color:#777;display:flex;align-items:center;
+.path,.note{color:#777;font-size:12px}.problem{color:#b2182b;background:#fdecea;border:1px solid #f5c6c0;
+padding:4px 8px;border-radius:4px}
+.missing{background:#eee;color:#777;display:flex;align-items:center;
 justify-content:center}.status.failed,.error{color:#b2182b}.status.ok{color:#1a6b3a}
 svg text{font:11px system-ui,sans-serif}svg .chart-title{font-weight:600;font-size:12px}
 svg .axis-title{fill:#555}svg .tick{fill:#555;font-size:10px}svg .count{font-size:12px}
@@ -625,6 +637,7 @@ def build_report(
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta name="generator" content="{GENERATOR}">',
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f'<p class="note">generated {esc(when)}{" from " + esc(source) if source else ""}; '
@@ -642,12 +655,12 @@ def build_report(
             f"{_table_html(exp.name, records, anchors)}"
         )
         bars = [
-            (f"{r.trial}" + (f" — {r.comment}" if r.comment else ""), r.metrics.get(primary_metric), r.is_best)
+            (f"{r.trial}" + (f" — {r.comment}" if r.comment else ""), _number(r.metrics.get(primary_metric)), r.is_best)
             for r in records
         ]
         out.append(f"<h4>{esc(metric_label)} across trials</h4>{metric_bars_svg(metric_label, bars)}")
         ordered = sorted(
-            exp.trials, key=lambda t: (not t.record.is_best, -(t.record.metrics.get(primary_metric) or -1.0))
+            exp.trials, key=lambda t: (not t.record.is_best, -(_number(t.record.metrics.get(primary_metric)) or -1.0))
         )
         out += [_trial_html(t, anchors[t.record.trial], primary_metric, thumbnail_px) for t in ordered]
         out.append("</section>")

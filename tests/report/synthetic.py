@@ -1,16 +1,22 @@
 """Synthetic report inputs built with the standard library only (no torch, no Pillow): trial records,
-valid evaluation.json documents, execution histories and tiny solid-colour PNG photos."""
+valid evaluation.json documents, execution histories (shaped like Step Functions' GetExecutionHistory, for
+the real state machine file) and tiny solid-colour PNG photos."""
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from nyanops.core.evaluation_report import build_evaluation_report
 from nyanops.core.experiments import TrialRecord
-from nyanops.report import ExperimentReport, TrialReport, timeline_from_events
+from nyanops.execution_view import ExecutionView, build_view
+from nyanops.report import ExperimentReport, TrialReport
+
+ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachine" / "training_pipeline.asl.json").read_text())
 
 CLASSES = ["Mike", "Tama", "other"]
 T0 = datetime(2026, 11, 28, 6, 43, tzinfo=UTC)
@@ -67,27 +73,50 @@ def record(trial: str, f1: float | None, *, best: bool = False, status: str = "C
     )
 
 
-def events(failed_state: str | None = None) -> list[dict[str, Any]]:
+def events(failed_state: str | None = None, cause: str = "out of memory") -> list[dict[str, Any]]:
+    """A history like GetExecutionHistory's: the success path, or a failure caught in ``failed_state`` and
+    recorded (RecordFailure, NotifyFailure, PipelineFailed)."""
     out: list[dict[str, Any]] = []
     at = T0
 
-    def add(kind: str, state: str | None, seconds: float, detail: Any = None) -> None:
+    def add(kind: str, seconds: float, details_key: str | None = None, **details: Any) -> None:
         nonlocal at
         at += timedelta(seconds=seconds)
-        out.append({"type": kind, "state": state, "at": at.isoformat(), "detail": detail})
+        event: dict[str, Any] = {"id": len(out) + 1, "type": kind, "timestamp": at}
+        if details_key:
+            event[details_key] = details
+        out.append(event)
 
-    add("ExecutionStarted", None, 0)
-    for state, took in (("RegisterTrial", 0.2), ("Train", 60), ("Evaluate", 20), ("RecordResults", 0.3)):
-        add("TaskStateEntered", state, 0.01)
-        add("TaskScheduled", state, 0.01)
-        if state == failed_state:
-            add("TaskFailed", state, took, {"error": "TrainingFailed", "cause": "out of memory"})
-            add("ExecutionFailed", None, 0.1)
+    def state(name: str, took: float, kind: str = "Task", fail: bool = False) -> None:
+        add(f"{kind}StateEntered", 0.01, "stateEnteredEventDetails", name=name, input="{}")
+        if kind == "Task":
+            add("TaskScheduled", 0.01, "taskScheduledEventDetails", resourceType="lambda", resource="invoke",
+                parameters="{}")
+            if fail:
+                add("TaskFailed", took, "taskFailedEventDetails", error="TrainingFailed", cause=cause)
+            else:
+                add("TaskSucceeded", took, "taskSucceededEventDetails", output="{}")
+        if kind != "Fail":
+            add(f"{kind}StateExited", 0.01, "stateExitedEventDetails", name=name, output="{}")
+
+    add("ExecutionStarted", 0, "executionStartedEventDetails", input="{}")
+    for name, took in (("RegisterTrial", 0.2), ("Train", 60), ("Evaluate", 20), ("RecordResults", 0.3)):
+        state(name, took, fail=name == failed_state)
+        if name == failed_state:
+            state("RecordFailure", 0.2)
+            state("NotifyFailure", 0.1)
+            state("PipelineFailed", 0, kind="Fail")
+            add("ExecutionFailed", 0.01, "executionFailedEventDetails", error="PipelineFailed", cause="a step failed")
             return out
-        add("TaskSucceeded", state, took)
-        add("TaskStateExited", state, 0.01)
-    add("ExecutionSucceeded", None, 0.01)
+    state("Notify", 0.1)
+    state("Done", 0, kind="Succeed")
+    add("ExecutionSucceeded", 0.01, "executionSucceededEventDetails", output="{}")
     return out
+
+
+def view(name: str, failed_state: str | None = None, cause: str = "out of memory") -> ExecutionView:
+    status = "FAILED" if failed_state else "SUCCEEDED"
+    return build_view(ASL, events(failed_state, cause), name=name, status=status)
 
 
 COLOURS = [(220, 30, 30), (30, 160, 40), (30, 60, 220), (230, 160, 0)]
@@ -106,18 +135,18 @@ def experiment() -> ExperimentReport:
             record=record("t-best", 0.91, best=True, comment="epochs 10 + augmentation",
                           hp={"epochs": 10, "augment": True}, minutes=0),
             execution="t-best", execution_status="SUCCEEDED", evaluation=evaluation(m1, epochs=4),
-            timeline=timeline_from_events(events()),
+            view=view("t-best"),
             thumbnails={m1[0]["path"]: png(64, 48, COLOURS[0]), m1[1]["path"]: png(40, 60, COLOURS[1])},
         ),
         TrialReport(
             record=record("t-worse", 0.62, comment=INJECTION, hp={"epochs": 3, "augment": False}, minutes=5),
             execution="t-worse", execution_status="SUCCEEDED", evaluation=evaluation(m2, epochs=3),
-            timeline=timeline_from_events(events()),
+            view=view("t-worse"),
             thumbnails={m2[0]["path"]: png(50, 50, COLOURS[2])},
         ),
         TrialReport(
             record=record("t-failed", None, status="Failed", hp={"epochs": 99}, minutes=9),
-            execution="t-failed", execution_status="FAILED", timeline=timeline_from_events(events("Train")),
+            execution="t-failed", execution_status="FAILED", view=view("t-failed", "Train"),
         ),
     ]
     return ExperimentReport("cats", trials)

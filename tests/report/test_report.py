@@ -124,21 +124,30 @@ def test_empty_report() -> None:
     assert "No trials yet" in report.build_report([])
 
 
-def test_timeline_from_events_marks_failure_and_retries() -> None:
-    from .synthetic import events
+def test_timeline_from_the_execution_view_marks_failure_and_retries() -> None:
+    from .synthetic import view
 
-    steps = report.timeline_from_events(events("Train"))
-    assert [(s.state, s.outcome) for s in steps] == [("RegisterTrial", "succeeded"), ("Train", "failed")]
+    steps = report.timeline_from_view(view("t", "Train"))
+    assert [(s.state, s.outcome) for s in steps] == [
+        ("RegisterTrial", "succeeded"), ("Train", "caught"), ("RecordFailure", "succeeded"),
+        ("NotifyFailure", "succeeded"), ("PipelineFailed", "failed")]
     assert "out of memory" in steps[1].detail and steps[1].seconds is not None
-    ok = report.timeline_from_events(events())
-    assert [s.outcome for s in ok] == ["succeeded"] * 4
+    ok = report.timeline_from_view(view("t"))
+    assert [s.outcome for s in ok] == ["succeeded"] * 6
     assert abs((ok[1].seconds or 0) - 60.02) < 0.1
-    retried = report.timeline_from_events([
-        {"type": "TaskStateEntered", "state": "Evaluate", "at": "2026-11-28T06:43:00+00:00"},
-        {"type": "TaskScheduled", "state": "Evaluate", "at": "2026-11-28T06:43:01+00:00"},
-        {"type": "TaskFailed", "state": "Evaluate", "at": "2026-11-28T06:43:02+00:00", "detail": {"error": "Busy"}},
-        {"type": "TaskScheduled", "state": "Evaluate", "at": "2026-11-28T06:43:03+00:00"},
-        {"type": "TaskSucceeded", "state": "Evaluate", "at": "2026-11-28T06:43:04+00:00"},
-        {"type": "TaskStateExited", "state": "Evaluate", "at": "2026-11-28T06:43:05+00:00"},
-    ])
-    assert [(s.outcome, s.attempts) for s in retried] == [("succeeded", 2)]
+    from nyanops.execution_view import build_view
+
+    from .synthetic import ASL, T0
+
+    def at(seconds: int) -> str:
+        return (T0.replace(second=seconds)).isoformat()
+
+    retried = build_view(ASL, [
+        {"type": "TaskStateEntered", "timestamp": at(0), "stateEnteredEventDetails": {"name": "Evaluate"}},
+        {"type": "TaskScheduled", "timestamp": at(1), "taskScheduledEventDetails": {"resource": "x"}},
+        {"type": "TaskFailed", "timestamp": at(2), "taskFailedEventDetails": {"error": "Busy"}},
+        {"type": "TaskScheduled", "timestamp": at(3), "taskScheduledEventDetails": {"resource": "x"}},
+        {"type": "TaskSucceeded", "timestamp": at(4), "taskSucceededEventDetails": {}},
+        {"type": "TaskStateExited", "timestamp": at(5), "stateExitedEventDetails": {"name": "Evaluate"}},
+    ], name="r", status="RUNNING")
+    assert [(s.outcome, s.attempts) for s in report.timeline_from_view(retried)] == [("succeeded", 2)]

@@ -32,4 +32,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sp = code.add_parser("push", help="upload ml_code as code/<sha256>/ (local root, or a deployed bucket)")
     sp.set_defaults(func=cmd_code_push)
-    add_aws_arguments(sp)
+    add_aws_arguments(sp, state_machine=False)

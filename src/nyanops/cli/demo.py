@@ -48,11 +48,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     }
     path = pipeline.root / "demo-lite0.json"
     path.write_text(json.dumps(manifest, indent=2))
-    key = put_manifest(pipeline, path)
+    key = put_manifest(backend, path)
     code = max(code, follow(pipeline, report_upload(pipeline.fire(key))))
     print("3/3 comparison")
     print_table(backend, pipeline.settings.default_experiment, "f1", False)
-    report_path = write_report(pipeline, pipeline.settings.default_experiment, pipeline.root / "report.html")
+    report_path = write_report(backend, pipeline.settings.default_experiment, pipeline.root / "report.html")
     print(f"report (confusion matrices, learning curves, misclassified photos): {report_path}")
     return code
 

@@ -54,12 +54,17 @@ class RunRequest:
 
 def run_execution_name(request: RunRequest) -> str:
     """Deterministic per upload: the same event delivered twice names the same execution."""
-    if request.kind == "dataset":
-        prefix, label = "ds", request.dataset.dataset_id
+    return upload_execution_name(request.upload, request.kind, request.dataset.dataset_id)
+
+
+def upload_execution_name(upload: Upload, kind: str, dataset_id: str | None = None) -> str:
+    """The name StartPipeline gives the execution an upload starts (``kind`` "manifest" or "dataset"), from
+    the upload alone: the CLI computes it after its PutObject to follow the execution on AWS."""
+    if kind == "dataset":
+        prefix, label = "ds", dataset_id or ""
     else:
-        prefix, label = "m", request.upload.key.rsplit("/", 1)[-1].removesuffix(layout.MANIFEST_SUFFIX)
-    up = request.upload
-    return naming.execution_name(prefix, label, up.bucket, up.key, up.version)
+        prefix, label = "m", upload.key.rsplit("/", 1)[-1].removesuffix(layout.MANIFEST_SUFFIX)
+    return naming.execution_name(prefix, label, upload.bucket, upload.key, upload.version)
 
 
 def hyperparameter_strings(values: dict[str, Any]) -> dict[str, str]:

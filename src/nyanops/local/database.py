@@ -5,10 +5,15 @@ connection."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+
+# How long a command waits for another process's write to the database to finish (seconds).
+TIMEOUT_ENV = "NYANOPS_DB_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -100,7 +105,7 @@ class ThreadedConnection(sqlite3.Connection):
         if conn is None:
             conn = sqlite3.connect(self._path, **self._options)
             conn.row_factory = self.row_factory
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(self._options['timeout'] * 1000)}")
             self._local.conn = conn
             with self._others_lock:
                 self._others.append(conn)
@@ -122,12 +127,21 @@ class ThreadedConnection(sqlite3.Connection):
         super().close()
 
 
+def busy_timeout() -> float:
+    """Seconds to wait for a lock held by another process (``NYANOPS_DB_TIMEOUT``, default 30)."""
+    try:
+        return max(0.0, float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT)))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (and create if needed) the database at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = ThreadedConnection(path, **_OPTIONS)
+    timeout = busy_timeout()
+    conn = ThreadedConnection(path, **{**_OPTIONS, "timeout": timeout})
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     conn.executescript(SCHEMA)
     return conn

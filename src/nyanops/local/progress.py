@@ -9,6 +9,7 @@ import time
 from typing import Any, TextIO
 
 from nyanops.local.asl import NullListener
+from nyanops.terminal import printable
 
 EPOCH_RE = re.compile(r"Epoch (\d+)/(\d+)")
 METRIC_RE = re.compile(r"\b(train|val) Loss: ([0-9.]+) Acc: ([0-9.]+)")
@@ -34,18 +35,21 @@ class Progress(NullListener):
         self._epoch_seconds: list[float] = []
         self._metrics: dict[str, tuple[float, float]] = {}
         self._line_open = False
+        self._caught = ""
 
     # -- output helpers ----------------------------------------------------------------------------
+    # Everything shown passes through printable(): job output, comments in notifications and error causes
+    # are user text, and an escape sequence in them would move the cursor or the status line.
     def _print(self, text: str) -> None:
         if self._line_open:
             self.out.write("\r\033[K")
             self._line_open = False
-        self.out.write(text + "\n")
+        self.out.write(printable(text, keep_newlines=True) + "\n")
         self.out.flush()
 
     def _status(self, text: str) -> None:
         if self.interactive:
-            self.out.write("\r\033[K" + text)
+            self.out.write("\r\033[K" + printable(text))
             self.out.flush()
             self._line_open = True
 
@@ -60,6 +64,9 @@ class Progress(NullListener):
             self._status(f"  {state_name} ...")
 
     def state_exited(self, state_name: str, output: Any) -> None:
+        if self._caught == state_name:  # already said: "failed with ... -> next state"
+            self._caught = ""
+            return
         took = time.monotonic() - self._state_started
         self._print(f"  {state_name:<14} done in {took:6.1f} s")
 
@@ -67,6 +74,7 @@ class Progress(NullListener):
         self._print(f"  {state_name:<14} {error}; retry {attempt} in {delay_seconds:.1f} s")
 
     def state_caught(self, state_name: str, error: str, next_state: str) -> None:
+        self._caught = state_name
         self._print(f"  {state_name:<14} failed with {error} -> {next_state}")
 
     def execution_succeeded(self, output: Any) -> None:

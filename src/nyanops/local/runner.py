@@ -19,7 +19,6 @@ from urllib.parse import quote_plus
 
 from nyanops.core import layout
 from nyanops.core.best_model import IN_PROGRESS
-from nyanops.core.experiments import ExperimentStore
 from nyanops.core.record_results import RecordResultsDeps, failure_text
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.start_pipeline import StartPipelineDeps, UploadResult
@@ -177,7 +176,7 @@ class LocalPipeline:
         self.store = LocalObjectStore(self.root / "bucket")
         self.store.directory.mkdir(exist_ok=True)
         self.db = connect(self.root / "nyanops.db")
-        self.experiments: ExperimentStore = SQLiteExperimentStore(self.db)
+        self.experiments = SQLiteExperimentStore(self.db)
         self.executions = ex.ExecutionStore(self.db)
         self.settings = local_settings()
         self._machine: StateMachine | None = None

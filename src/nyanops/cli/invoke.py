@@ -1,0 +1,139 @@
+"""``nyanops invoke FUNCTION --event FILE``: what ``sam local invoke`` does, without Docker: the function's
+real handler, in-process, with a Lambda context, against the local root; its result printed as JSON.
+
+The example events name the example stack's bucket (``nyanops-example-bucket``); every reference to it is
+mapped to the local bucket. What an event needs to find there (the manifest it names, that manifest's
+dataset, a code bundle; for RecordResults the registered trial and the evaluation.json) is created in the
+local root when missing (``nyanops.event_fixtures``), and listed; ``--no-prepare`` only lists what is
+missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+from nyanops.backends.local import LocalBackend
+from nyanops.cli.code import push_code
+from nyanops.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, CliError, add_command, printable
+from nyanops.event_fixtures import Ports, event_buckets, map_bucket, needs
+from nyanops.local.integrations import LambdaContext
+from nyanops.local.project import project_root
+from nyanops.local.runner import FUNCTION_DIRS
+from nyanops.sam_template import TEMPLATE_FILE, FunctionSpec, functions, load_template
+
+
+def template_functions() -> dict[str, FunctionSpec]:
+    return functions(load_template(project_root() / TEMPLATE_FILE))
+
+
+def find_function(name: str, specs: dict[str, FunctionSpec]) -> FunctionSpec:
+    """A function by its logical id in template.yaml (``StartPipelineFunction``), case-insensitively, with or
+    without the ``Function`` suffix."""
+    wanted = name.lower().removesuffix("function")
+    for logical_id, spec in specs.items():
+        if logical_id.lower().removesuffix("function") == wanted:
+            return spec
+    raise CliError(f"no function {printable(name)!r} in {TEMPLATE_FILE}; its functions: {', '.join(specs)}")
+
+
+def local_name(spec: FunctionSpec) -> str:
+    """The local pipeline's name for a template function (by its code folder)."""
+    for name, directory in FUNCTION_DIRS.items():
+        if directory == spec.code_dir:
+            return name
+    raise CliError(
+        f"{spec.logical_id} ({spec.code_uri}) has no local wiring yet: add its folder to FUNCTION_DIRS and its "
+        "dependencies to LocalPipeline.function in nyanops/local/runner.py"
+    )
+
+
+def read_event(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"cannot read event {printable(path)}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"event {printable(path)} is not JSON: {exc}") from None
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    spec = find_function(args.function, template_functions())
+    name = local_name(spec)
+    backend = LocalBackend(args.root)
+    pipeline = backend.pipeline
+    event = read_event(Path(args.event))
+    buckets = event_buckets(event) - {pipeline.store.bucket}
+    if buckets:
+        event = map_bucket(event, buckets, pipeline.store.bucket)
+        print(f"event bucket {', '.join(sorted(buckets))} -> the local bucket ({pipeline.store.directory})")
+    ports = Ports(
+        store=pipeline.store,
+        experiments=pipeline.experiments,
+        register_trial=lambda run: pipeline.function("RecordResults").lambda_handler(
+            {"mode": "started", "run": run}, LambdaContext("RecordResultsFunction")
+        ),
+        push_code=lambda: print(f"  pushed ml_code as code/{push_code(backend)}"),
+        default_experiment=pipeline.settings.default_experiment,
+    )
+    missing = [n for n in needs(event, ports) if not n.present()]
+    for need in missing:
+        if args.no_prepare:
+            print(f"missing: {printable(need.what)}")
+            continue
+        need.make()
+        print(f"prepared: {printable(need.what)}")
+    if missing and args.no_prepare:
+        print("the event would not reach its intended outcome; run again without --no-prepare to create them")
+        return EXIT_BAD_INPUT
+    module = pipeline.function(name)
+    print(f"invoking {spec.logical_id} ({spec.code_uri}/{spec.handler.split('.')[0]}.py, in-process)")
+    try:
+        result = module.lambda_handler(event, LambdaContext(spec.logical_id))
+    except Exception as exc:  # what Lambda reports for an unhandled exception
+        error = {"errorType": type(exc).__name__, "errorMessage": str(exc),
+                 "stackTrace": traceback.format_exception(exc)[-3:]}
+        print(printable(json.dumps(error, indent=2, ensure_ascii=False), keep_newlines=True))
+        return EXIT_RUN_FAILED
+    print(printable(json.dumps(result, indent=2, ensure_ascii=False, default=str), keep_newlines=True))
+    _mark_handled(pipeline, event)
+    started = [r["execution_name"] for r in (result or {}).get("results", []) if r.get("outcome") == "started"]
+    for execution in started:
+        print(f"execution {execution} is PENDING in the local root: `nyanops watch --once` (or the next background "
+              "run) runs it; `nyanops execution NAME` shows it")
+    return EXIT_OK
+
+
+def _mark_handled(pipeline: Any, event: Any) -> None:
+    """Uploads this invocation handed to StartPipeline count as seen, so ``nyanops watch`` does not start
+    them a second time."""
+    from nyanops.core.upload_events import UnsupportedEvent, uploads_from_event
+
+    try:
+        uploads = uploads_from_event(event)
+    except (UnsupportedEvent, KeyError, TypeError):
+        return
+    for upload in uploads:
+        info = pipeline.store.head(upload.key) if upload.bucket == pipeline.store.bucket else None
+        if info is not None and info.version_id:
+            pipeline.executions.mark_seen(upload.key, info.version_id, "invoked")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sp = add_command(
+        sub,
+        "invoke",
+        cmd_invoke,
+        "run a Lambda function's handler in-process on an event file, against the local root (sam local invoke "
+        "without Docker)",
+    )
+    sp.add_argument("function", help="the function's logical id in template.yaml, e.g. StartPipelineFunction")
+    sp.add_argument("--event", required=True, help="event JSON file, e.g. events/manifest_eventbridge.json")
+    sp.add_argument(
+        "--no-prepare",
+        action="store_true",
+        help="only list what the event needs that the local root lacks (by default it is created)",
+    )
