@@ -9,9 +9,13 @@ VENV_ML := .venv-ml
 VENV_SAM := .venv-sam
 VENV_CHECKOV := .venv-checkov
 CHECKOV_PIN := checkov==3.3.30
+# The SAM CLI the project is tested with (sam build, sam validate, sam local invoke with events/env.json).
+SAM_PIN := aws-sam-cli==1.170.0
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# pip with one progress line per phase (resolving, downloading n/N, installing) and its full log in the venv.
+PIP_PROGRESS = $(PYTHON) scripts/pip_progress.py
 
 .PHONY: demo test lint static test-core test-ml bench build deploy clean help
 
@@ -53,23 +57,26 @@ clean:  ## remove build outputs and the local pipeline root (keeps the virtualen
 
 $(VENV)/.done: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(PIP_PROGRESS) --label $(VENV) --log $(VENV)/pip-install.log -- $(VENV)/bin/pip install -e '.[dev]'
 	touch $@
 
 $(VENV_ML)/.done: pyproject.toml ml_code/requirements.txt
 	$(PYTHON) -m venv $(VENV_ML)
-	$(VENV_ML)/bin/pip install -q $(TORCH_PINS) -r ml_code/requirements.txt scikit-learn matplotlib pillow pytest pytest-socket pyyaml
-	$(VENV_ML)/bin/pip install -q -e .
+	@echo "$(VENV_ML): installing PyTorch (CPU) and the pipeline, first time only (about 3 minutes, ~1 GB download)"
+	$(PIP_PROGRESS) --label $(VENV_ML) --log $(VENV_ML)/pip-install.log -- $(VENV_ML)/bin/pip install \
+		$(TORCH_PINS) -r ml_code/requirements.txt scikit-learn matplotlib pillow pytest pytest-socket pyyaml
+	$(PIP_PROGRESS) --label $(VENV_ML) --log $(VENV_ML)/pip-install-nyanops.log -- $(VENV_ML)/bin/pip install -e .
 	touch $@
 
 $(VENV_SAM)/.done:
 	$(PYTHON) -m venv $(VENV_SAM)
-	$(VENV_SAM)/bin/pip install -q aws-sam-cli
+	$(PIP_PROGRESS) --label $(VENV_SAM) --log $(VENV_SAM)/pip-install.log -- $(VENV_SAM)/bin/pip install $(SAM_PIN)
 	touch $@
 
 $(VENV_CHECKOV)/.done:
 	$(PYTHON) -m venv $(VENV_CHECKOV)
-	$(VENV_CHECKOV)/bin/pip install -q $(CHECKOV_PIN)
+	$(PIP_PROGRESS) --label $(VENV_CHECKOV) --log $(VENV_CHECKOV)/pip-install.log -- $(VENV_CHECKOV)/bin/pip install \
+		$(CHECKOV_PIN)
 	touch $@
 
 node_modules/.done: package.json
