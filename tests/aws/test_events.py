@@ -16,6 +16,11 @@ from .conftest import BUCKET, CODE_HASH, DATASET_ID, REGION, SPACED_MANIFEST_KEY
 from .evaluation_docs import evaluation_doc
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
+NOT_EVENTS = {"env.json"}  # sam local invoke --env-vars: the example stack's names, not an event
+
+
+def event_files() -> list[str]:
+    return sorted(p.name for p in EVENTS.glob("*.json") if p.name not in NOT_EVENTS)
 
 
 def check_manifest_eventbridge(world: World, event: dict[str, Any], ctx: Any) -> None:
@@ -40,6 +45,16 @@ def check_dataset_ready(world: World, event: dict[str, Any], ctx: Any) -> None:
     run = json.loads(world.sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert run["experiment"] == "cats" and run["comment"] == f"new dataset {DATASET_ID}"
     assert run["source"]["kind"] == "dataset"
+
+
+def check_dataset_refused(world: World, event: dict[str, Any], ctx: Any) -> None:
+    [result] = world.handlers[0].lambda_handler(event, ctx)["results"]
+    assert result["outcome"] == "rejected", result
+    assert result["problems"][0]["field"] == "dataset" and "-draft" in result["problems"][0]["problem"]
+    assert world.executions() == []
+    assert "-draft" in json.loads(world.get(layout.rejection_key(result["key"])))["message"]
+    [(subject, _)] = world.notifications()
+    assert subject == "nyanops: upload refused: datasets/-draft/_dataset.json"
 
 
 def check_s3_put_manifest(world: World, event: dict[str, Any], ctx: Any) -> None:
@@ -75,6 +90,7 @@ def check_record_failure(world: World, event: dict[str, Any], ctx: Any) -> None:
 CHECKS: dict[str, Callable[[World, dict[str, Any], Any], None]] = {
     "manifest_eventbridge.json": check_manifest_eventbridge,
     "dataset_ready_eventbridge.json": check_dataset_ready,
+    "dataset_refused_eventbridge.json": check_dataset_refused,
     "s3_put_manifest.json": check_s3_put_manifest,
     "record_results_success.json": check_record_success,
     "record_results_failure.json": check_record_failure,
@@ -82,7 +98,7 @@ CHECKS: dict[str, Callable[[World, dict[str, Any], Any], None]] = {
 
 
 def test_every_event_file_has_a_test() -> None:
-    files = sorted(p.name for p in EVENTS.glob("*.json"))
+    files = event_files()
     assert files, "events/ is empty"
     assert sorted(CHECKS) == files, "add a check for each new file in events/ (and remove checks for deleted ones)"
 
