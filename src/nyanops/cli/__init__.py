@@ -51,8 +51,16 @@ def subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.Argumen
 
 
 def add_root_everywhere(parser: argparse.ArgumentParser) -> None:
-    """``--root`` after the command too (``nyanops experiments --root DIR``), for every command a group adds.
-    Its default is left out there, so a ``--root`` given before the command still counts."""
+    """``--root`` after the command too (``nyanops experiments --root DIR``), for every command a group adds,
+    and each command's one-line help as its description where it has none (``nyanops code push --help``).
+    The default of ``--root`` is left out there, so a ``--root`` given before the command still counts."""
+    for p in [parser, *subcommand_parsers(parser)]:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in action._choices_actions}
+                for name, child in action.choices.items():
+                    if not child.description and helps.get(name):
+                        child.description = helps[name]
     for child in subcommand_parsers(parser):
         if not any("--root" in a.option_strings for a in child._actions):
             child.add_argument("--root", default=argparse.SUPPRESS, help=ROOT_HELP)
