@@ -138,11 +138,15 @@ class AwsBackend:
             tags = self.client("s3").get_bucket_tagging(Bucket=self.bucket).get("TagSet", [])
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
-            if code in ("NoSuchBucket", "404"):
+            tags = []
+            if code == "NoSuchTagSet":  # a bucket without any tag
+                pass
+            elif code in ("NoSuchBucket", "404"):
                 raise CliError(f"bucket {self.bucket} does not exist (or is not yours): check --bucket") from None
-            raise CliError(
-                f"cannot find the stack of bucket {self.bucket} (GetBucketTagging: {code}): {fix}"
-            ) from None
+            else:
+                raise CliError(
+                    f"cannot find the stack of bucket {self.bucket} (GetBucketTagging: {code}): {fix}"
+                ) from None
         stack = next((t["Value"] for t in tags if t.get("Key") == STACK_TAG), None)
         if not stack:
             raise CliError(f"bucket {self.bucket} has no {STACK_TAG} tag (not created by a stack?): {fix}")
