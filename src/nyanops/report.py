@@ -25,6 +25,7 @@ import hashlib
 import html
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,7 +38,7 @@ from nyanops.state_graph import graph_svg
 
 GENERATOR = "nyanops report"
 # Links out of the report go to the AWS console only (navigation, never a fetched resource).
-CONSOLE_PREFIX = "https://"
+CONSOLE_URL = re.compile(r"^https://[a-z0-9-]+\.console\.aws\.amazon\.com/")
 
 THUMBNAIL_PX = 160
 MAX_THUMBNAILS = 60  # per trial: the report stays a few MB even for a bad model on a big test set
@@ -533,7 +534,7 @@ def _trial_body(t: TrialReport, primary_metric: str, thumb_px: int) -> str:
         links = " · ".join(
             f'<a href="{esc(url)}" rel="noreferrer">{esc(name.removesuffix("_url").replace("_", " "))}</a>'
             for name, url in t.links.items()
-            if str(url).startswith(CONSOLE_PREFIX)
+            if CONSOLE_URL.match(str(url))
         )
         facts.append(("AWS console", links))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)

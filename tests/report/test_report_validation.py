@@ -109,3 +109,11 @@ def test_the_graph_colours_states_by_outcome() -> None:
     assert re.search(r'<g class="state failed"><title>PipelineFailed', graph)
     assert '<g class="arrow catch taken"><title>Train → RecordFailure' in graph
     assert "url(" not in graph  # no external reference, not even a marker
+
+
+def test_links_go_to_the_aws_console_only() -> None:
+    links = {"execution_url": "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/x",
+             "evil_url": "https://attacker.example/steal", "script_url": "javascript:alert(1)"}
+    html = report.build_report([ExperimentReport("cats", [TrialReport(record("t", 0.5), links=links)])])
+    assert 'href="https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/x"' in html
+    assert "attacker.example" not in html and "javascript:" not in html
