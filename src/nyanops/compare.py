@@ -164,7 +164,7 @@ def format_experiments(
         by_trial = {r.trial: r for r in mine}
         columns, table = rows(mine)
         table = sort_rows(columns, table, by, descending)
-        urls = {t: links(r) for t, r in by_trial.items()} if links else {}
+        urls = {t: u for t, r in by_trial.items() if (u := links(r))} if links else {}
         all_rows += [{"experiment": exp, **row, **urls.get(row["trial"], {})} for row in table]
         text = f"experiment {printable(exp)} ({len(mine)} trials, * = best)\n{render(columns, table, width)}"
         listed = [(row["trial"], urls[row["trial"]].get("execution_url")) for row in table if row["trial"] in urls]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -89,3 +90,28 @@ def test_cells() -> None:
     assert compare.format_cell("lr", 0.001) == "0.001"
     assert compare.format_cell("comment", None) == "-"
     assert compare.format_cell("comment", "x" * 60).endswith("...")
+
+
+def test_the_text_table_fits_a_width_eliding_long_columns_only() -> None:
+    records = [record("m-epochs10-490f2666abda64e1", 0.5, comment="c" * 80), record("m-b-0123456789abcdef", 0.9)]
+    full = compare.format_experiments(records)
+    assert "c" * 80 in full and "m-epochs10-490f2666abda64e1" in full
+    narrow = compare.format_experiments(records, width=110)
+    table = narrow.splitlines()[1:]
+    assert max(len(line) for line in table) <= 110
+    assert "0.5000" in narrow and "0.9000" in narrow  # metrics are never cut
+    assert re.search(r" m-epo\S*…\S*a64e1 ", narrow)  # a trial keeps its head and the end of its hash
+
+
+def test_control_characters_in_cells_are_shown_escaped() -> None:
+    text = compare.format_experiments([record("a", 0.5, comment="x\x1b[2Ay\u202ez")])
+    assert "\x1b" not in text and "\u202e" not in text and "x\\x1b[2Ay\\u202ez" in text
+
+
+def test_console_links_go_under_the_table_and_into_json() -> None:
+    links = {"execution_url": "https://us-east-1.console.aws.amazon.com/states/home#/e"}
+    text = compare.format_experiments([record("a", 0.5)], links=lambda r: links)
+    assert text.splitlines()[-1] == "  a  https://us-east-1.console.aws.amazon.com/states/home#/e"
+    rows = json.loads(compare.format_experiments([record("a", 0.5)], json_output=True, links=lambda r: links))
+    assert rows[0]["execution_url"] == links["execution_url"]
+    assert "console" not in compare.format_experiments([record("a", 0.5)], links=lambda r: {})

@@ -22,9 +22,8 @@ def print_table(
         print(f"no trials yet{f' in experiment {printable(experiment)}' if experiment else ''}")
         return
     width = None if wide or as_json else terminal_width()
-    links = backend.console_links if backend.kind == "aws" else None
     try:
-        print(compare.format_experiments(records, sort, as_json, width=width, links=links))
+        print(compare.format_experiments(records, sort, as_json, width=width, links=backend.console_links))
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
