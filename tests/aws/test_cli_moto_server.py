@@ -283,3 +283,32 @@ def test_without_the_stack_tag_the_state_machine_can_be_named(stack: Stack,
     assert code == 2 and "has no aws:cloudformation:stack-name tag" in err and "--state-machine-arn" in err
     code, _, err = cli(capsys, "executions", "--state-machine-arn", stack.state_machine_arn)
     assert code == 0, err
+
+
+def test_without_wait_it_returns_once_started_and_execution_shows_the_running_state(
+        stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    gate = threading.Event()
+
+    def training_in_progress(request: dict[str, Any]) -> None:
+        gate.wait(60)  # the training job "runs" until the test has looked at it
+        return None
+
+    stack.fake.fail_training = training_in_progress
+    try:
+        code, out, err = cli(capsys, "run", str(stack.manifest("slow")))
+        assert code == 0, out + err
+        name = started(out)
+        assert f"follow with `nyanops execution {name} --bucket {BUCKET}`" in out
+        deadline = time.monotonic() + 30
+        while True:
+            code, out, err = cli(capsys, "execution", name)
+            if re.search(r"Train\s+RUNNING", out):
+                break
+            assert time.monotonic() < deadline, out + err
+            time.sleep(0.2)
+        assert "status      RUNNING (" in out and re.search(r"RegisterTrial\s+succeeded", out)
+        train = out.splitlines().index(next(line for line in out.splitlines() if re.search(r"Train\s+RUNNING", line)))
+        assert out.splitlines()[train + 1].strip().startswith("> ")  # the job's status from DescribeTrainingJob
+        assert re.search(r"Evaluate\s+not run", out)
+    finally:
+        gate.set()
