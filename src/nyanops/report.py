@@ -35,6 +35,7 @@ from nyanops import compare
 from nyanops.core.experiments import TrialRecord
 from nyanops.execution_view import CAUGHT, FAILED, INTERRUPTED, TIMED_OUT, ExecutionView, readable_cause
 from nyanops.state_graph import graph_svg
+from nyanops.terminal import printable
 
 GENERATOR = "nyanops report"
 # Links out of the report go to the AWS console only (navigation, never a fetched resource).
@@ -96,8 +97,10 @@ class ExperimentReport:
 
 # -- helpers ---------------------------------------------------------------------------------------------
 def esc(value: Any) -> str:
-    """Escape for HTML text and quoted attributes (SVG inline in HTML uses the same rules)."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escape for HTML text and quoted attributes (SVG inline in HTML uses the same rules). Control
+    characters and bidirectional overrides are shown as visible escapes (``printable``): XML forbids the
+    former inside SVG, and the latter would reorder what the reader sees."""
+    return html.escape(printable("" if value is None else str(value), keep_newlines=True), quote=True)
 
 
 def _number(value: Any) -> float | None:

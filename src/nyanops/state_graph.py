@@ -25,6 +25,7 @@ from nyanops.execution_view import (
     clock,
     readable_cause,
 )
+from nyanops.terminal import printable
 
 BOX_H, GAP_X, GAP_Y, MARGIN = 34, 28, 30, 12
 MIN_BOX_W, MAX_BOX_W, CHAR_W = 120, 210, 7.2  # boxes as wide as the longest state name needs
@@ -42,7 +43,7 @@ LEGEND = (SUCCEEDED, CAUGHT, FAILED, RUNNING, INTERRUPTED, NOT_RUN)
 
 
 def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(printable(str(value), keep_newlines=True), quote=True)
 
 
 def _layers(names: Sequence[str], start: str | None, transitions: Sequence[Transition]) -> dict[str, int]:

@@ -117,3 +117,11 @@ def test_links_go_to_the_aws_console_only() -> None:
     html = report.build_report([ExperimentReport("cats", [TrialReport(record("t", 0.5), links=links)])])
     assert 'href="https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/x"' in html
     assert "attacker.example" not in html and "javascript:" not in html
+
+
+def test_control_characters_never_reach_the_html() -> None:
+    r = record("t", 0.5, comment="moved \x1b[2A up \u202eesrever", status="Failed")
+    r.error = "boom \x1b[31mred\x07"
+    html = report.build_report([ExperimentReport("cats", [TrialReport(r, view=view("t", "Train", cause="x\x1by"))])])
+    assert not any(ord(c) < 32 and c not in "\n\t" for c in html)  # XML forbids them inside the inline SVG
+    assert "\u202e" not in html and "moved \\x1b[2A up \\u202eesrever" in html
