@@ -302,7 +302,10 @@ def test_without_wait_it_returns_once_started_and_execution_shows_the_running_st
         deadline = time.monotonic() + 30
         while True:
             code, out, err = cli(capsys, "execution", name)
-            if re.search(r"Train\s+RUNNING", out):
+            lines = out.splitlines()
+            running = [i for i, line in enumerate(lines) if re.search(r"Train\s+RUNNING", line)]
+            # Wait until the job exists too (its describe status is the line under the state).
+            if running and running[0] + 1 < len(lines) and lines[running[0] + 1].strip().startswith("> "):
                 break
             assert time.monotonic() < deadline, out + err
             time.sleep(0.2)

@@ -264,9 +264,11 @@ class AwsBackend:
         if before is not None and len(state.failed_attempts) > before[2] and state.failed_attempts:
             error, _ = state.failed_attempts[-1]
             self._print(f"  {name:<14} {printable(error)}; retry {len(state.failed_attempts)}")
-        if state.status == RUNNING and (before is None or before[0] != RUNNING):
+        # A state first seen already finished (it ran between two polls) still gets its "..." line, so the
+        # output says the same whatever the polling interval caught.
+        if before is None or (state.status == RUNNING and before[0] != RUNNING):
             self._print(f"  {name} ...")
-        elif state.status == SUCCEEDED:
+        if state.status == SUCCEEDED:
             self._print(f"  {name:<14} done in {clock(state.seconds())}")
         elif state.status == CAUGHT:
             error, target = printable(state.error or ""), printable(state.next_state or "")
