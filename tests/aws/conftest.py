@@ -130,12 +130,14 @@ class World:
                 for i in range(per_split):
                     path = f"{split}/{cls}/{i:03d}.jpg"
                     body = f"jpeg {dataset_id} {path}".encode()
-                    files.append(datasets.DatasetFile(path, len(body), hashlib.sha256(body).hexdigest()))
+                    etag = None
                     if path not in skip:
-                        self.put(layout.dataset_prefix(dataset_id) + path, body)
-        doc = datasets.build_marker(dataset_id, files, now=datetime(2026, 11, 28, 6, 43, tzinfo=UTC))
+                        etag = self.put(layout.dataset_prefix(dataset_id) + path, body)["etag"]
+                    files.append(datasets.DatasetFile(path, len(body), hashlib.sha256(body).hexdigest(), etag))
+        doc = datasets.build_marker(dataset_id, files, sealed_by=datasets.SealedBy(datasets.TOOL, "tests"),
+                                    now=datetime(2026, 11, 28, 6, 43, tzinfo=UTC))
         if marker:
-            info = self.put(layout.dataset_marker_key(dataset_id), json.dumps(doc, indent=2).encode())
+            info = self.put(layout.dataset_marker_key(dataset_id), datasets.marker_bytes(doc))
             doc["_upload"] = info
         return doc
 

@@ -30,6 +30,7 @@ PATH_RE = re.compile(r"\$(?:\.[A-Za-z0-9_\-]+)+")
 STATE_ROOTS = ("results", "error", "notification_error", "record_error")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
+SPLIT_HASHES = {"train": "1" * 64, "val": "2" * 64, "test": "3" * 64}
 
 
 def settings(**overrides: Any) -> PipelineSettings:
@@ -53,6 +54,7 @@ def request(kind: str = "manifest", manifest: dict[str, Any] | None = None, vers
             ("bengal", "siamese", "sphynx"),
             {s: {"bengal": 5, "siamese": 5, "sphynx": 5} for s in ("train", "val", "test")},
             "d" * 64,
+            split_hashes=SPLIT_HASHES,
         ),
         code_hash=CODE_HASH,
         upload=Upload(BUCKET, key, version, "etag-1"),

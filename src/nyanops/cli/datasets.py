@@ -21,7 +21,7 @@ def cmd_dataset_add(args: argparse.Namespace) -> int:
     pipeline = backend.pipeline
     push_code(backend)
     try:
-        dataset_id, marker = add_dataset(pipeline.store, Path(args.dir), args.name)
+        dataset_id, marker = add_dataset(pipeline.store, Path(args.dir), args.name, start_run=not args.no_run)
     except UploadRejected as rejected:
         print(f"refused {args.dir}:", file=sys.stderr)
         for p in rejected.problems:
@@ -30,10 +30,7 @@ def cmd_dataset_add(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print_added(dataset_id, marker)
     if args.no_run:
-        marker_key = layout.dataset_marker_key(dataset_id)
-        info = pipeline.store.head(marker_key)
-        assert info is not None and info.version_id is not None
-        pipeline.executions.mark_seen(marker_key, info.version_id, "not-run")
+        # The seal says "start_run": false, so StartPipeline starts nothing for it, also when `watch` sees it first.
         print(f'no run started (--no-run); name it in a manifest: "dataset": "datasets/{dataset_id}"')
         return EXIT_OK
     names = report_upload(pipeline.fire(layout.dataset_marker_key(dataset_id)))
