@@ -32,15 +32,15 @@ from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from moto.sqs.models import sqs_backends
 
-from nyanops.aws.dataset_registry import OPEN_INDEX, DynamoDatasetRegistry
+from nyanops.aws.dataset_registry import DynamoDatasetRegistry
 from nyanops.core import dataset as datasets
 from nyanops.core import layout
 from nyanops.core.dataset_registry import REFUSED, SEALED, UPLOADING, WAITING
 
 from .conftest import ACCOUNT, BUCKET, REGION, World
+from .dataset_registry_table import QUIET_SECONDS, REGISTRY_TABLE
 
-REGISTRY_TABLE = "nyanops-dataset-registry"
-QUIET = 10
+QUIET = QUIET_SECONDS
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 _WRITE_LOCK = threading.RLock()
 
@@ -168,22 +168,9 @@ class Sealing:
 
 
 @pytest.fixture
-def sealing(world: World, monkeypatch: pytest.MonkeyPatch, load_handler: Any, lambda_context: Any,
-            atomic_conditional_writes: None) -> Iterator[Sealing]:
+def sealing(world: World, lambda_context: Any, atomic_conditional_writes: None) -> Iterator[Sealing]:
     import boto3
 
-    world.ddb.create_table(
-        TableName=REGISTRY_TABLE,
-        KeySchema=[{"AttributeName": "dataset_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "dataset_id", "AttributeType": "S"},
-                              {"AttributeName": "open", "AttributeType": "S"},
-                              {"AttributeName": "last_upload_at", "AttributeType": "N"}],
-        GlobalSecondaryIndexes=[{"IndexName": OPEN_INDEX,
-                                 "KeySchema": [{"AttributeName": "open", "KeyType": "HASH"},
-                                               {"AttributeName": "last_upload_at", "KeyType": "RANGE"}],
-                                 "Projection": {"ProjectionType": "KEYS_ONLY"}}],
-        BillingMode="PAY_PER_REQUEST",
-    )
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName="dataset-uploads")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -192,17 +179,9 @@ def sealing(world: World, monkeypatch: pytest.MonkeyPatch, load_handler: Any, la
     events.put_targets(Rule="dataset-uploads", Targets=[{"Id": "queue", "Arn": queue_arn}])
     world.s3.put_bucket_notification_configuration(
         Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}})
-    monkeypatch.setenv("DATASET_REGISTRY_TABLE", REGISTRY_TABLE)
-    monkeypatch.setenv("QUIET_SECONDS", str(QUIET))
-    note, seal = load_handler("note_uploads"), load_handler("seal_datasets")
-    for handler in (note, seal):
-        handler.set_deps(None)
     world.put_code()
-    try:
-        yield Sealing(world, queue_url, note, seal, world.handlers[0], lambda_context)
-    finally:
-        for handler in (note, seal):
-            handler.set_deps(None)
+    start, _, note, seal = world.handlers
+    yield Sealing(world, queue_url, note, seal, start, lambda_context)
 
 
 def images(dataset_id: str, classes: int, per_class: int) -> dict[str, bytes]:
