@@ -47,8 +47,9 @@ class S3ObjectStore:
             key, r["ContentLength"], r.get("ETag", "").strip('"'), r.get("LastModified"), r.get("VersionId")
         )
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
+        r = self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
+        return str(r.get("ETag", "")).strip('"') or None
 
     def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
         return self._conditional_put(key, body, content_type, IfNoneMatch="*")

@@ -32,7 +32,9 @@ class ObjectStore(Protocol):
 
     def head(self, key: str) -> ObjectInfo | None: ...
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
+        """Write ``key``; the new object's ETag where the store says it (S3's PutObject does)."""
+        ...
 
     def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
         """Write ``key`` only if it does not exist (S3 ``If-None-Match: *``). False: it exists, or a concurrent

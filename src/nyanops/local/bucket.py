@@ -71,14 +71,16 @@ class LocalObjectStore:
         st = _regular(p)
         return None if st is None else _info(key, st)
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
         p = self.path(key)
         tmp = self._write_temp(p, body)
         try:
+            st = tmp.stat()
             os.replace(tmp, p)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        return local_etag(st.st_size, st.st_mtime_ns)
 
     def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
         """Write ``key`` only if nothing is there (S3 ``If-None-Match: *``); False if it exists."""
