@@ -151,6 +151,15 @@ def _collisions(
     for name in classes:
         by_nfc[unicodedata.normalize("NFC", name)].add(name)
     clashes = sorted(sorted(names) for names in by_nfc.values() if len(names) > 1)
+    by_case: dict[str, set[str]] = defaultdict(set)
+    for nfc, names in by_nfc.items():
+        by_case[nfc.casefold()] |= names
+    case_clashes = sorted(sorted({unicodedata.normalize("NFC", n) for n in names}) for names in by_case.values()
+                          if len({unicodedata.normalize("NFC", n) for n in names}) > 1)
+    # The colliding classes' files are judged here, not again as classes one split lacks.
+    colliding = {n for names in by_case.values() if len(names) > 1 for n in names}
+    bad.update(f"{split}/{cls}/{name}" for (split, cls), names in files_by_folder.items() if cls in colliding
+               for name in names)
     if clashes:
         problems.append(
             Problem(
@@ -162,10 +171,6 @@ def _collisions(
                 "dataset under a new id",
             )
         )
-    by_case: dict[str, set[str]] = defaultdict(set)
-    for nfc in by_nfc:
-        by_case[nfc.casefold()].add(nfc)
-    case_clashes = sorted(sorted(names) for names in by_case.values() if len(names) > 1)
     if case_clashes:
         problems.append(
             Problem(
