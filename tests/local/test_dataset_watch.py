@@ -214,3 +214,17 @@ def test_a_file_name_that_is_not_utf8_gets_the_prefix_refused(pipeline: LocalPip
     [refused] = watcher.scan().sealed
     assert refused.outcome == REFUSED_NOW
     assert "file name is not valid UTF-8: 'datasets/cats-latin1/train/mike/caf\\udce9.jpg'" in refused.detail
+
+
+def test_a_prefix_too_large_for_one_seal_is_refused_with_the_tool_as_the_fix(
+        pipeline: LocalPipeline, watcher: DatasetWatcher, clock: Clock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nyanops.core import sealing
+
+    monkeypatch.setattr(sealing, "MAX_SEAL_OBJECTS", 11)
+    drop(pipeline, photos(tmp_path / "photos"), "cats-big")  # 12 files
+    watcher.scan()
+    clock.advance(QUIET + 1)
+    [refused] = watcher.scan().sealed
+    assert refused.outcome == REFUSED_NOW
+    assert "has 12 files" in refused.detail and "nyanops dataset add DIR --bucket B" in refused.detail

@@ -47,6 +47,11 @@ R = TypeVar("R")
 DEFAULT_LEASE_SECONDS = 900.0
 # Stop taking new datasets when less than this is left of the invocation.
 TIME_MARGIN_SECONDS = 60.0
+# What one SealDatasets invocation (15 minutes, 16 readers) can be trusted to read and hash; a larger prefix is
+# refused with the fix to upload it with `nyanops dataset add --bucket` (which hashes on the user's machine)
+# instead of being retried every minute without end. See docs/datasets.md ("How large").
+MAX_SEAL_OBJECTS = 200_000
+MAX_SEAL_BYTES = 50 * 1024**3
 
 # Outcomes of seal_one
 SEALED_NOW = "sealed"
@@ -204,6 +209,7 @@ def _seal_claimed(dataset_id: str, owner: str, last_upload_at: float, deps: Seal
     files = datasets.files_from_listing(dataset_id, ((o.key, o.size, o.etag) for o in listing))
     try:
         check_dataset_id(dataset_id)
+        _check_size(dataset_id, files)
         datasets.check_structure(dataset_id, files)
     except UploadRejected as rejected:
         _refuse_prefix(dataset_id, listing, rejected, deps)
@@ -222,6 +228,17 @@ def _seal_claimed(dataset_id: str, owner: str, last_upload_at: float, deps: Seal
         return SealResult(dataset_id, ALREADY_SEALED, "another writer sealed it first")
     registry.mark_sealed(dataset_id, deps.now())
     return SealResult(dataset_id, SEALED_NOW, detail, marker=marker)
+
+
+def _check_size(dataset_id: str, files: list[datasets.DatasetFile]) -> None:
+    total = sum(f.size for f in files)
+    if len(files) > MAX_SEAL_OBJECTS or total > MAX_SEAL_BYTES:
+        raise UploadRejected.one(
+            "dataset",
+            f"datasets/{dataset_id} has {len(files)} files, {total / 1024**3:.1f} GiB: more than the pipeline's sealer "
+            f"reads in one go ({MAX_SEAL_OBJECTS} files, {MAX_SEAL_BYTES // 1024**3} GiB)",
+            "upload it with `nyanops dataset add DIR --bucket B`, which hashes on your machine and seals it itself",
+        )
 
 
 def _listing(store: ObjectStore, dataset_id: str) -> list[ObjectInfo]:
