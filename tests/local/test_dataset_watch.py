@@ -228,3 +228,19 @@ def test_a_prefix_too_large_for_one_seal_is_refused_with_the_tool_as_the_fix(
     [refused] = watcher.scan().sealed
     assert refused.outcome == REFUSED_NOW
     assert "has 12 files" in refused.detail and "nyanops dataset add DIR --bucket B" in refused.detail
+
+
+def test_a_readme_beside_the_splits_is_left_out_of_the_seal_and_named(
+        pipeline: LocalPipeline, watcher: DatasetWatcher, clock: Clock, tmp_path: Path) -> None:
+    folder = photos(tmp_path / "photos")
+    (folder / "README.md").write_text("Mike and Tama")
+    (folder / "SOURCES.tsv").write_text("0.jpg\tmine")
+    drop(pipeline, folder, "cats-readme")
+    watcher.scan()
+    clock.advance(QUIET + 1)
+    [sealed] = watcher.scan().sealed
+    assert sealed.outcome == SEALED_NOW and sealed.marker is not None
+    assert sealed.marker["not_copied"] == ["README.md", "SOURCES.tsv"] and sealed.marker["num_images"] == 12
+    pipeline.store.put(layout.code_bundle_key("c" * 64), b"a code bundle")
+    [started] = pipeline.fire(layout.dataset_marker_key("cats-readme"))
+    assert started.outcome is Outcome.STARTED

@@ -240,3 +240,15 @@ def test_build_marker_records_no_run_and_what_was_left_out() -> None:
     doc = ds.build_marker(DID, files(), sealed_by=SEALED_BY, start_run=False, not_copied=["README.md"])
     assert doc["start_run"] is False and doc["not_copied"] == ["README.md"]
     assert ds.parse_marker(DID, ds.marker_bytes(doc)).start_run is False
+
+
+def test_what_lies_beside_the_splits_is_not_part_of_the_dataset() -> None:
+    listing = [
+        (f"datasets/{DID}/train/bengal/a.jpg", 3, "e1"),
+        (f"datasets/{DID}/README.md", 10, "e2"),
+        (f"datasets/{DID}/extra/bengal/b.jpg", 3, "e3"),
+        (f"datasets/{DID}/_dataset.json", 100, "e4"),
+        (f"datasets/{DID}/_uploading.json", 100, "e5"),
+    ]
+    assert ds.files_from_listing(DID, listing) == [ds.DatasetFile("train/bengal/a.jpg", 3, etag="e1")]
+    assert ds.beside_splits(DID, (k for k, _, _ in listing)) == ["README.md", "extra/bengal/b.jpg"]

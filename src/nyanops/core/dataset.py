@@ -381,12 +381,27 @@ RESERVED_NAMES = (layout.DATASET_MARKER, layout.DATASET_CLAIM)
 
 
 def files_from_listing(dataset_id: str, listing: Iterable[tuple[str, int, str | None]]) -> list[DatasetFile]:
-    """Turn (key, size, ETag) triples under ``datasets/<id>/`` into dataset files, leaving out the seal,
-    a tool's upload claim and folder placeholders."""
+    """Turn (key, size, ETag) triples under ``datasets/<id>/`` into the dataset's files: what lies under
+    ``train/``, ``val/`` and ``test/``. Left out: the seal, a tool's upload claim, folder placeholders, and
+    whatever lies beside the splits (a README, a licence: the jobs never download it; ``beside_splits``)."""
     prefix = layout.dataset_prefix(dataset_id)
     out = []
     for key, size, etag in listing:
         rel = key[len(prefix) :]
-        if key.startswith(prefix) and rel not in RESERVED_NAMES and not key.endswith("/"):
+        if key.startswith(prefix) and not key.endswith("/") and rel.split("/", 1)[0] in layout.SPLITS:
             out.append(DatasetFile(rel, size, etag=etag))
     return out
+
+
+def beside_splits(dataset_id: str, keys: Iterable[str]) -> list[str]:
+    """The objects of ``datasets/<id>/`` that are not part of the dataset: beside ``train/``, ``val/`` and
+    ``test/`` (the seal and a tool's claim excepted). Recorded in the seal under ``not_copied``."""
+    prefix = layout.dataset_prefix(dataset_id)
+    return sorted(
+        key[len(prefix) :]
+        for key in keys
+        if key.startswith(prefix)
+        and not key.endswith("/")
+        and key[len(prefix) :] not in RESERVED_NAMES
+        and key[len(prefix) :].split("/", 1)[0] not in layout.SPLITS
+    )

@@ -134,8 +134,8 @@ def _refuse_late_files(dataset_id: str, events: list[ObjectEvent], deps: Sealing
     refused = []
     for event in events:
         rel = event.key[len(prefix) :]
-        if event.deleted or rel == layout.DATASET_CLAIM:
-            continue
+        if event.deleted or rel.split("/", 1)[0] not in layout.SPLITS:
+            continue  # a removal, a tool's claim, or a README beside the splits: not part of the dataset
         sealed = marker.files.get(rel)
         if sealed is not None and (event.size is None or event.size == sealed.size) and (
             event.etag is None or sealed.etag is None or event.etag.strip('"') == sealed.etag
@@ -220,8 +220,10 @@ def _seal_claimed(dataset_id: str, owner: str, last_upload_at: float, deps: Seal
         registry.release(dataset_id, owner, WAITING, "objects changed while it was being sealed", deps.now())
         return SealResult(dataset_id, CHANGED, "objects changed while it was being sealed; it waits again")
     detail = f"{len(files)} files quiet for {deps.quiet_seconds:g} s after the last upload"
+    beside = [shown(b)[1:-1] for b in datasets.beside_splits(dataset_id, (o.key for o in listing))]
     marker = datasets.build_marker(
-        dataset_id, hashed, sealed_by=datasets.SealedBy(datasets.PIPELINE, detail), now=deps.clock()
+        dataset_id, hashed, sealed_by=datasets.SealedBy(datasets.PIPELINE, detail), now=deps.clock(),
+        not_copied=beside,
     )
     if not store.put_new(layout.dataset_marker_key(dataset_id), datasets.marker_bytes(marker)):
         registry.mark_sealed(dataset_id, deps.now())
