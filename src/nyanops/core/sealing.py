@@ -149,7 +149,7 @@ def _refuse_late_files(dataset_id: str, events: list[ObjectEvent], deps: Sealing
         rejected = UploadRejected.one(
             event.key,
             f"arrived after datasets/{dataset_id} was sealed; datasets are immutable",
-            f"remove it (the bucket keeps its versions), and upload the changed dataset to a new id, e.g. "
+            f"remove it (on AWS its versions stay in the bucket), and upload the changed dataset to a new id, e.g. "
             f"datasets/{dataset_id}-v2/",
         )
         refusal = Refusal(
