@@ -240,10 +240,14 @@ def _upload_all(store: ObjectStore, prefix: str, todo: list[SourceFile], hashed:
         try:
             while pending:
                 finished, pending = wait(pending, timeout=CLAIM_EVERY_SECONDS, return_when=FIRST_EXCEPTION)
+                failures = [fut.exception() for fut in finished if fut.exception() is not None]
                 for future in finished:
-                    f, etag = future.result()
-                    done[f.rel] = {"sha256": hashed[f.rel], "etag": etag}
-                    progress.add(f.size)
+                    if future.exception() is None:
+                        f, etag = future.result()
+                        done[f.rel] = {"sha256": hashed[f.rel], "etag": etag}
+                        progress.add(f.size)
+                if failures:
+                    raise failures[0]  # every success before it is recorded in the claim (below)
                 if time.monotonic() - last_saved >= CLAIM_EVERY_SECONDS:
                     store.put(claim_key, _dump({**claim, "uploaded": done}))
                     last_saved = time.monotonic()
