@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 MAX_PACKAGE_BYTES = 10 * 1024 * 1024  # function + layer, unzipped (docs/benchmarks.md target)
-FUNCTIONS = ("StartPipelineFunction", "RecordResultsFunction")
+FUNCTIONS = ("StartPipelineFunction", "RecordResultsFunction", "NoteDatasetUploadsFunction", "SealDatasetsFunction")
 LAYER = "SharedCoreLayer"
 
 

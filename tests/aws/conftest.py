@@ -32,6 +32,7 @@ from pytest_socket import disable_socket, enable_socket
 from nyanops.core import dataset as datasets
 from nyanops.core import layout
 
+from .dataset_registry_table import QUIET_SECONDS, REGISTRY_TABLE, create_registry_table
 from .evaluation_docs import CLASSES
 
 REGION = "us-east-1"
@@ -130,12 +131,14 @@ class World:
                 for i in range(per_split):
                     path = f"{split}/{cls}/{i:03d}.jpg"
                     body = f"jpeg {dataset_id} {path}".encode()
-                    files.append(datasets.DatasetFile(path, len(body), hashlib.sha256(body).hexdigest()))
+                    etag = None
                     if path not in skip:
-                        self.put(layout.dataset_prefix(dataset_id) + path, body)
-        doc = datasets.build_marker(dataset_id, files, now=datetime(2026, 11, 28, 6, 43, tzinfo=UTC))
+                        etag = self.put(layout.dataset_prefix(dataset_id) + path, body)["etag"]
+                    files.append(datasets.DatasetFile(path, len(body), hashlib.sha256(body).hexdigest(), etag))
+        doc = datasets.build_marker(dataset_id, files, sealed_by=datasets.SealedBy(datasets.TOOL, "tests"),
+                                    now=datetime(2026, 11, 28, 6, 43, tzinfo=UTC))
         if marker:
-            info = self.put(layout.dataset_marker_key(dataset_id), json.dumps(doc, indent=2).encode())
+            info = self.put(layout.dataset_marker_key(dataset_id), datasets.marker_bytes(doc))
             doc["_upload"] = info
         return doc
 
@@ -224,6 +227,8 @@ def world(monkeypatch: pytest.MonkeyPatch, load_handler: Any, execute_state_mach
         "AWS_REGION": REGION,
         "BUCKET_NAME": BUCKET,
         "EXPERIMENT_LOCK_TABLE": LOCK_TABLE,
+        "DATASET_REGISTRY_TABLE": REGISTRY_TABLE,
+        "QUIET_SECONDS": str(QUIET_SECONDS),
         # As template.yaml sets them with its defaults (no KmsKeyArn: an empty KMS_KEY_ARN).
         "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
         "PROCESSING_INSTANCE_TYPE": "ml.m5.xlarge",
@@ -234,7 +239,7 @@ def world(monkeypatch: pytest.MonkeyPatch, load_handler: Any, execute_state_mach
     monkeypatch.setattr(DynamoDBBackend, "put_item", _atomic(DynamoDBBackend.put_item))
     monkeypatch.setattr(DynamoDBBackend, "delete_item", _atomic(DynamoDBBackend.delete_item))
     monkeypatch.setattr(boto3, "client", _cached_client)
-    handlers = [load_handler("start_pipeline"), load_handler("record_results")]
+    handlers = [load_handler(name) for name in ("start_pipeline", "record_results", "note_uploads", "seal_datasets")]
     config: Any = {"stepfunctions": {"execute_state_machine": execute_state_machine}, "lambda": {"use_docker": False}}
     with mock_aws(config=config):
         s3 = boto3.client("s3", region_name=REGION)
@@ -249,6 +254,7 @@ def world(monkeypatch: pytest.MonkeyPatch, load_handler: Any, execute_state_mach
             AttributeDefinitions=[{"AttributeName": "experiment", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+        create_registry_table(ddb)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         state_machine_arn = sfn.create_state_machine(
             name="nyanops-training-pipeline",

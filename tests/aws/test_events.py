@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nyanops.aws.dataset_registry import DynamoDatasetRegistry
+from nyanops.core import dataset as datasets
 from nyanops.core import layout
 
 from .conftest import BUCKET, CODE_HASH, DATASET_ID, REGION, SPACED_MANIFEST_KEY, World
+from .dataset_registry_table import QUIET_SECONDS, REGISTRY_TABLE
 from .evaluation_docs import evaluation_doc
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -87,6 +91,42 @@ def check_record_failure(world: World, event: dict[str, Any], ctx: Any) -> None:
     assert "no images found" in component["Parameters"]["error"]["StringValue"]
 
 
+# The dataset the upload examples describe: one image per class and split, dropped without a seal.
+DROPPED = "2026-11-29T070000Z"
+
+
+def put_dropped_images(world: World) -> list[dict[str, Any]]:
+    """The objects events/dataset_uploads_sqs.json announces, in the bucket (each body as its size says)."""
+    bodies = [json.loads(r["body"]) for r in json.loads((EVENTS / "dataset_uploads_sqs.json").read_text())["Records"]]
+    for body in bodies:
+        key = body["detail"]["object"]["key"]
+        world.put(key, f"jpeg {key}".encode())
+        assert len(f"jpeg {key}".encode()) == body["detail"]["object"]["size"]
+    return bodies
+
+
+def check_dataset_uploads(world: World, event: dict[str, Any], ctx: Any) -> None:
+    bodies = put_dropped_images(world)
+    note = world.handlers[2]
+    assert note.lambda_handler(event, ctx) == {"batchItemFailures": []}
+    record = DynamoDatasetRegistry(world.ddb, REGISTRY_TABLE).get(DROPPED)
+    assert record is not None and record.state == "waiting" and record.uploads == len(bodies) == 6
+    assert world.notifications() == [] and world.executions() == []
+
+
+def check_seal_schedule(world: World, event: dict[str, Any], ctx: Any) -> None:
+    put_dropped_images(world)
+    world.handlers[2].lambda_handler(json.loads((EVENTS / "dataset_uploads_sqs.json").read_text()), ctx)
+    seal = world.handlers[3]
+    assert seal.lambda_handler(event, ctx) == {"results": []}, "not quiet for QUIET_SECONDS yet"
+    later = datetime.now(timezone.utc) + timedelta(seconds=QUIET_SECONDS + 1)
+    seal.get_deps().clock = lambda: later
+    [result] = seal.lambda_handler(event, ctx)["results"]
+    assert result["dataset_id"] == DROPPED and result["outcome"] == "sealed"
+    marker = datasets.parse_marker(DROPPED, world.get(layout.dataset_marker_key(DROPPED)))
+    assert marker.sealed_by.tool == "pipeline" and marker.classes == ("bengal", "siamese") and len(marker.files) == 6
+
+
 CHECKS: dict[str, Callable[[World, dict[str, Any], Any], None]] = {
     "manifest_eventbridge.json": check_manifest_eventbridge,
     "dataset_ready_eventbridge.json": check_dataset_ready,
@@ -94,6 +134,8 @@ CHECKS: dict[str, Callable[[World, dict[str, Any], Any], None]] = {
     "s3_put_manifest.json": check_s3_put_manifest,
     "record_results_success.json": check_record_success,
     "record_results_failure.json": check_record_failure,
+    "dataset_uploads_sqs.json": check_dataset_uploads,
+    "seal_datasets_schedule.json": check_seal_schedule,
 }
 
 
@@ -113,8 +155,8 @@ def test_event_file_through_its_handler(name: str, world: World, load_event: Any
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_event_files_use_the_example_bucket_and_region(name: str) -> None:
     text = (EVENTS / name).read_text()
-    json.loads(text)
-    assert BUCKET in text
+    if json.loads(text).get("detail-type") != "Scheduled Event":  # a schedule names its rule, not the bucket
+        assert BUCKET in text
     for region in ("us-west-2", "eu-west-1", "ap-northeast-1"):
         assert region not in text
     event = json.loads(text)

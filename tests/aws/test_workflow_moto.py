@@ -74,6 +74,13 @@ def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: Fa
     # The processing job read the model the training job wrote; both joined the trial.
     processing = dict(fake.requests)["CreateProcessingJob"]
     assert {i["InputName"]: i["S3Input"]["S3Uri"] for i in processing["ProcessingInputs"]}["model"] == model
+    # The jobs get the sealed split hashes to check what they downloaded against.
+    run = json.loads(done["input"])
+    training = dict(fake.requests)["CreateTrainingJob"]
+    assert training["HyperParameters"]["expected-train-hash"] == run["dataset"]["split_hashes"]["train"]
+    assert training["HyperParameters"]["expected-val-hash"] == run["dataset"]["split_hashes"]["val"]
+    assert processing["AppSpecification"]["ContainerArguments"] == [
+        "--expected-test-hash", run["dataset"]["split_hashes"]["test"]]
     assert processing["ExperimentConfig"]["TrialName"] == name
     [(subject, message)] = engine.notifications()
     assert subject == "nyanops: cats macro_f1 0.910 (new best)"

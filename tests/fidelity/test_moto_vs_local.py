@@ -100,6 +100,7 @@ RUN_INPUT: dict[str, Any] = {
     "evaluation": {
         "job_name": EVAL_JOB,
         "output_s3_uri": f"{BUCKET}/evaluations/{EXECUTION}/",
+        "container_arguments": ["--expected-test-hash", "3" * 64],
         "stopping_condition": {"MaxRuntimeInSeconds": 3600},
         "output_config": {
             "Outputs": [{"OutputName": "evaluation", "S3Output": {
@@ -634,6 +635,7 @@ def test_success_path(aws: Any) -> None:
     [evaluate] = parameters_of(local, "Evaluate")
     assert evaluate["ProcessingOutputConfig"]["KmsKeyId"] == KMS_KEY
     assert evaluate["ProcessingResources"] == {"ClusterConfig": RUN_INPUT["evaluation"]["cluster_config"]}
+    assert evaluate["AppSpecification"]["ContainerArguments"] == RUN_INPUT["evaluation"]["container_arguments"]
 
 
 def test_retried_failures(aws: Any) -> None:

@@ -38,6 +38,7 @@ RUN_INPUT: dict[str, Any] = {
     "evaluation": {
         "job_name": "cats-run-1-eval",
         "output_s3_uri": "s3://bucket/evaluation/run-1/",
+        "container_arguments": ["--expected-test-hash", "3" * 64],
         "stopping_condition": {"MaxRuntimeInSeconds": 1800},
         "output_config": {"Outputs": [{"OutputName": "evaluation", "S3Output": {
             "S3Uri": "s3://bucket/evaluation/run-1/", "LocalPath": "/opt/ml/processing/evaluation",
@@ -129,6 +130,7 @@ def test_success_path() -> None:
     ]
     evaluate = by_state["Evaluate"]
     assert evaluate["ProcessingResources"] == {"ClusterConfig": RUN_INPUT["evaluation"]["cluster_config"]}
+    assert evaluate["AppSpecification"]["ContainerArguments"] == ["--expected-test-hash", "3" * 64]
     assert evaluate["ProcessingOutputConfig"] == RUN_INPUT["evaluation"]["output_config"]
     assert evaluate["ProcessingInputs"][1]["S3Input"]["S3Uri"].endswith("model.tar.gz")
     assert by_state["Notify"] == {

@@ -1,13 +1,17 @@
-"""`nyanops dataset add` on folders shaped like real ones: notes and licences beside the splits."""
+"""`nyanops dataset add` on the local side: what lands in the bucket is exactly the folder's images, byte for
+byte, sealed (format 2) with their identity; folders shaped like real ones (notes and licences beside the
+splits) are fine; anything refused leaves the bucket untouched."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from nyanops.core import layout
+from nyanops.core import content_identity, layout
+from nyanops.core import dataset as datasets
 from nyanops.core.rejection import UploadRejected
 from nyanops.local.bucket import LocalObjectStore
 from nyanops.local.datasets import add_dataset
@@ -25,21 +29,51 @@ JPEG_1X1 = bytes.fromhex(
 
 
 def make_folder(root: Path) -> Path:
+    """Two classes per split; each file's bytes differ (a JPEG plus a distinct trailer after EOI)."""
     for split in layout.SPLITS:
         for cls in ("mike", "tama"):
             (root / split / cls).mkdir(parents=True)
-            (root / split / cls / "a.jpg").write_bytes(JPEG_1X1)
+            (root / split / cls / "a.jpg").write_bytes(JPEG_1X1 + f"{split}/{cls}".encode())
     return root
 
 
-def test_files_beside_the_splits_are_left_out_and_listed(tmp_path: Path) -> None:
+def images_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for split in layout.SPLITS for p in sorted((folder / split).rglob("*.jpg"))}
+
+
+def test_the_bucket_holds_exactly_the_folders_images_and_their_seal(tmp_path: Path) -> None:
+    source = make_folder(tmp_path / "cats")
+    store = LocalObjectStore(tmp_path / "bucket")
+    dataset_id, marker = add_dataset(store, source, "mine")
+    expected = images_of(source)
+    prefix = layout.dataset_prefix(dataset_id)
+    copied = {o.key[len(prefix):]: store.get(o.key) for o in store.list(prefix)
+              if not o.key.endswith(layout.DATASET_MARKER)}
+    assert copied == expected  # every image, byte for byte, nothing else
+    assert len(copied) == 6
+    seal = datasets.parse_marker(dataset_id, store.get(layout.dataset_marker_key(dataset_id)))
+    assert seal.sealed_by.tool == "nyanops dataset add" and seal.start_run is True
+    assert {p: f.sha256 for p, f in seal.files.items()} == {
+        p: hashlib.sha256(b).hexdigest() for p, b in expected.items()}
+    train = [(p.split("/", 1)[1], hashlib.sha256(b).hexdigest()) for p, b in expected.items() if p.startswith("train/")]
+    assert seal.split_hashes["train"] == content_identity.split_hash(train)
+    # The ETags the seal recorded are the bucket's: the dataset validates as sealed.
+    listing = datasets.files_from_listing(dataset_id, ((o.key, o.size, o.etag) for o in store.list(prefix)))
+    summary = datasets.validate_dataset(dataset_id, listing, seal)
+    assert summary.content_hash == marker["content_hash"] and summary.num_images == 6
+    assert not any(p.name.startswith(".tmp-staging-") for p in store.directory.iterdir())
+
+
+def test_files_beside_the_splits_and_hidden_files_are_left_out_and_listed(tmp_path: Path) -> None:
     source = make_folder(tmp_path / "cats")
     (source / "README.md").write_text("photos of Mike and Tama")
     (source / "SOURCES.tsv").write_text("a.jpg\tmine")
     (source / ".DS_Store").write_bytes(b"\0")
+    (source / "train" / "mike" / ".DS_Store").write_bytes(b"\0")
     store = LocalObjectStore(tmp_path / "bucket")
     dataset_id, marker = add_dataset(store, source, "mine")
-    assert marker["not_copied"] == ["README.md", "SOURCES.tsv"]
+    assert marker["not_copied"] == ["README.md", "SOURCES.tsv", "train/mike/.DS_Store"]
     keys = [o.key for o in store.list(layout.dataset_prefix(dataset_id))]
     assert all(k.split("/")[2] in layout.SPLITS for k in keys if not k.endswith(layout.DATASET_MARKER))
     assert json.loads(store.get(layout.dataset_marker_key("mine")))["num_images"] == 6
@@ -51,5 +85,12 @@ def test_a_stray_file_inside_a_split_is_refused_and_nothing_is_copied(tmp_path: 
     store = LocalObjectStore(tmp_path / "bucket")
     with pytest.raises(UploadRejected) as refused:
         add_dataset(store, source, "mine")
-    assert "datasets/mine/train/notes.txt" in refused.value.message or "train/notes.txt" in refused.value.message
+    assert "datasets/mine/train/notes.txt" in refused.value.message
     assert list(store.list("")) == []
+
+
+def test_no_run_is_written_into_the_seal(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "bucket")
+    dataset_id, marker = add_dataset(store, make_folder(tmp_path / "cats"), "quiet", start_run=False)
+    assert marker["start_run"] is False
+    assert datasets.parse_marker(dataset_id, store.get(layout.dataset_marker_key(dataset_id))).start_run is False

@@ -37,11 +37,12 @@ GOOD_DATASET = "cats-ok"
 CLASSES = ("bengal", "siamese")
 CODE_HASH = hashlib.sha256(b"nyanops reliability corpus ml_code").hexdigest()
 CREATED = datetime(2026, 11, 28, 6, 43, tzinfo=UTC)
+SEALED_BY = datasets.SealedBy(datasets.TOOL, "reliability corpus")
 DATASET_FIX = "write datasets/<dataset-id>, e.g. datasets/2026-11-28T064300Z"
 EXPERIMENT_FIX = "use only letters, digits and hyphens"
 UPLOAD_FIX = "upload the dataset with `nyanops dataset add` (it writes _dataset.json last) and name it here"
 CODE_FIX = "write code/<64-hex sha256> as printed by `nyanops code push`, or leave it out"
-MARKER_FIX = "write _dataset.json last with `nyanops dataset add`"
+MARKER_FIX = "`nyanops dataset add`"
 
 
 # -- building uploads -------------------------------------------------------------------------------------
@@ -69,27 +70,30 @@ def image_tree(
 
 
 def marker_bytes(dataset_id: str, files: dict[str, bytes]) -> bytes:
-    """A ``_dataset.json`` for ``files`` as it would be written for them, also when their layout is wrong
-    (built by hand then: ``build_marker`` itself refuses a bad layout)."""
+    """A ``_dataset.json`` (format 2) for ``files`` as a tool would write it, also when their layout is wrong
+    (built by hand then: ``build_marker`` itself refuses a bad layout). No ETags: the same seal serves the
+    local bucket and moto, whose ETags differ; sizes are still compared."""
     entries = [datasets.DatasetFile(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in files.items()]
     try:
-        doc = datasets.build_marker(dataset_id, entries, now=CREATED)
+        doc = datasets.build_marker(dataset_id, entries, sealed_by=SEALED_BY, now=CREATED)
     except Exception:
-        counts: dict[str, dict[str, int]] = {split: {} for split in layout.SPLITS}
-        for path in files:
-            parts = path.split("/")
-            if len(parts) == 3 and parts[0] in counts:
-                counts[parts[0]][parts[1]] = counts[parts[0]].get(parts[1], 0) + 1
+        entries = [e for e in entries if e.path.count("/") == 2 and e.path.split("/")[0] in layout.SPLITS]
+        split_hashes, combined = datasets.identity(entries)
+        counts = datasets.count_images(entries)
         doc = {
             "format": datasets.MARKER_FORMAT,
             "dataset_id": dataset_id,
-            "created_at": CREATED.isoformat(),
-            "classes": sorted(set().union(*(set(c) for c in counts.values()))),
-            "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
-            "num_images": sum(sum(c.values()) for c in counts.values()),
-            "content_hash": datasets.content_hash(entries),
+            "sealed_at": CREATED.isoformat(),
+            "sealed_by": {"tool": SEALED_BY.tool, "detail": SEALED_BY.detail},
+            "classes": sorted(counts["train"]),
+            "counts": counts,
+            "num_images": len(entries),
+            "split_hashes": split_hashes,
+            "content_hash": combined,
+            "files": {e.path: {"size": e.size, "sha256": e.sha256, "etag": None} for e in entries},
+            "start_run": True,
         }
-    return json.dumps(doc, indent=2).encode()
+    return datasets.marker_bytes(doc)
 
 
 def prefixed(dataset_id: str, files: dict[str, bytes]) -> tuple[tuple[str, bytes], ...]:
@@ -312,8 +316,9 @@ CASES: tuple[Case, ...] = (
     _marker_case("marker-no-counts", "_dataset.json without counts / content_hash", "cats-nocounts",
                  image_tree("cats-nocounts"),
                  (Expected("datasets/cats-nocounts/_dataset.json",
-                           "lacks format=1, content_hash or per-split counts {train,val,test}", MARKER_FIX),),
-                 marker=json.dumps({"format": 1, "classes": list(CLASSES)}).encode(), layer=MARKER),
+                           "lacks format=2 or has wrong types for: counts, split_hashes, content_hash", MARKER_FIX),),
+                 marker=json.dumps({"format": 2, "dataset_id": "cats-nocounts", "classes": list(CLASSES), "files": {},
+                                    "sealed_by": {"tool": "by hand"}}).encode(), layer=MARKER),
     # -- dataset content visible in the listing -------------------------------------------------------
     _marker_case("mismatched-classes", "train has a class (persian) that val and test lack", "cats-mismatch",
                  image_tree("cats-mismatch", {"train": (*CLASSES, "persian"), "val": CLASSES, "test": CLASSES}),

@@ -52,7 +52,7 @@ EVALUATION_PY = '''\
 import argparse, pathlib, shutil
 MODE = {mode!r}
 parser = argparse.ArgumentParser()
-for name in ("--model-dir", "--test-dir", "--output-dir"):
+for name in ("--model-dir", "--test-dir", "--output-dir", "--expected-test-hash"):
     parser.add_argument(name)
 args = parser.parse_args()
 if MODE == "raise":

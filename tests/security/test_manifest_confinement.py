@@ -105,6 +105,7 @@ def run_input(raw: bytes, key: str = "manifests/m.json") -> dict[str, Any]:
         ("bengal", "siamese"),
         {s: {"bengal": 2, "siamese": 2} for s in layout.SPLITS},
         "d" * 64,
+        split_hashes={s: s[0] * 64 for s in layout.SPLITS},
     )
     request = RunRequest(
         kind="manifest",

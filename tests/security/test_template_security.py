@@ -161,6 +161,7 @@ def test_kms_permissions_only_with_a_key_and_only_on_it(resources):
     assert resources["SageMakerKmsKeyPolicy"]["Properties"]["Roles"] == [{"Ref": "SageMakerExecutionRole"}]
     assert resources["FunctionsKmsKeyPolicy"]["Properties"]["Roles"] == [
         {"Ref": "StartPipelineFunctionRole"}, {"Ref": "RecordResultsFunctionRole"},
+        {"Ref": "NoteDatasetUploadsFunctionRole"}, {"Ref": "SealDatasetsFunctionRole"},
     ]
     # No other statement anywhere grants KMS.
     for logical_id, _, st in policy_statements(resources):

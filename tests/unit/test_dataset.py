@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from nyanops.core import content_identity
 from nyanops.core import dataset as ds
 from nyanops.core.rejection import UploadRejected
 
@@ -84,27 +85,47 @@ def test_many_bad_files_are_summarised() -> None:
     assert "and 3 more" in problems(caught)
 
 
+SEALED_BY = ds.SealedBy(ds.TOOL, "unit tests")
+
+
+def marker(fs: list[ds.DatasetFile] | None = None, **kwargs) -> ds.Marker:
+    doc = ds.build_marker(DID, fs if fs is not None else files(), sealed_by=SEALED_BY, **kwargs)
+    return ds.parse_marker(DID, ds.marker_bytes(doc))
+
+
 def test_build_and_parse_marker_round_trip() -> None:
     now = datetime(2026, 11, 28, 6, 43, tzinfo=UTC)
-    marker = ds.build_marker(DID, files(), now=now)
-    assert marker["format"] == ds.MARKER_FORMAT
-    assert marker["classes"] == ["bengal", "siamese"]
-    assert marker["num_images"] == 12
-    assert marker["created_at"] == "2026-11-28T06:43:00+00:00"
-    parsed = ds.parse_marker(DID, json.dumps(marker).encode())
+    doc = ds.build_marker(DID, files(), sealed_by=SEALED_BY, now=now)
+    assert doc["format"] == ds.MARKER_FORMAT == 2
+    assert doc["classes"] == ["bengal", "siamese"]
+    assert doc["num_images"] == 12 and len(doc["files"]) == 12
+    assert doc["sealed_at"] == "2026-11-28T06:43:00+00:00"
+    assert doc["sealed_by"] == {"tool": "nyanops dataset add", "detail": "unit tests"}
+    assert doc["start_run"] is True
+    assert doc["files"]["train/bengal/000.jpg"] == {
+        "size": 100, "sha256": hashlib.sha256(b"train/bengal/000.jpg").hexdigest(), "etag": None}
+    assert set(doc["split_hashes"]) == {"train", "val", "test"}
+    parsed = ds.parse_marker(DID, ds.marker_bytes(doc))
     summary = ds.validate_dataset(DID, files(), parsed)
     assert summary.classes == ("bengal", "siamese")
     assert summary.num_images == 12
-    assert summary.content_hash == marker["content_hash"]
+    assert summary.content_hash == doc["content_hash"]
+    assert summary.split_hashes == doc["split_hashes"]
 
 
-def test_content_hash_depends_on_bytes_and_paths_not_order() -> None:
+def test_the_identity_is_content_identity_over_class_relative_paths() -> None:
+    """One definition: the split hash is core/content_identity's, over <class>/<file> within the split."""
     fs = files()
-    assert ds.content_hash(fs) == ds.content_hash(list(reversed(fs)))
+    split_hashes, combined = ds.identity(fs)
+    train = [(f.path.split("/", 1)[1], f.sha256) for f in fs if f.path.startswith("train/")]
+    assert split_hashes["train"] == content_identity.split_hash(train)
+    assert combined == content_identity.combined_hash(split_hashes)
+    assert ds.identity(list(reversed(fs))) == (split_hashes, combined)
     changed = [ds.DatasetFile(fs[0].path, fs[0].size, "0" * 64), *fs[1:]]
-    assert ds.content_hash(changed) != ds.content_hash(fs)
+    assert ds.identity(changed)[0]["train"] != split_hashes["train"]
+    assert ds.identity(changed)[0]["val"] == split_hashes["val"]
     with pytest.raises(ValueError, match="no sha256"):
-        ds.content_hash([ds.DatasetFile("train/a/b.jpg", 1)])
+        ds.identity([ds.DatasetFile("train/a/b.jpg", 1)])
 
 
 @pytest.mark.parametrize(
@@ -113,11 +134,9 @@ def test_content_hash_depends_on_bytes_and_paths_not_order() -> None:
         (b"not json", "is not valid JSON"),
         (b"\xff\xfe", "is not valid JSON"),
         (b"[]", "must be a JSON object"),
-        (b'{"format": 2, "content_hash": "x", "counts": {"train": {}, "val": {}, "test": {}}}', "lacks format=1"),
-        (b'{"format": 1, "counts": {"train": {}, "val": {}, "test": {}}}', "content_hash"),
-        (b'{"format": 1, "content_hash": "x", "counts": {"train": {}, "val": {}}}', "per-split counts"),
-        (b'{"format": 1, "content_hash": "x", "counts": {"train": {"a": true}, "val": {}, "test": {}}}', "counts"),
-        (b'{"format": 1, "content_hash": "x", "counts": {"train": {"a": "2"}, "val": {}, "test": {}}}', "counts"),
+        (b'{"format": 1, "content_hash": "x", "counts": {"train": {}, "val": {}, "test": {}}}', "is format 1"),
+        (b'{"format": 3}', "lacks format=2"),
+        (b'{"format": 2, "counts": {"train": {}, "val": {}, "test": {}}}', "content_hash"),
     ],
 )
 def test_parse_marker_refuses_bad_markers(raw: bytes, fragment: str) -> None:
@@ -128,36 +147,108 @@ def test_parse_marker_refuses_bad_markers(raw: bytes, fragment: str) -> None:
     assert "nyanops dataset add" in caught.value.problems[0].fix
 
 
-def test_incomplete_upload_against_marker_counts() -> None:
-    partial = [f for f in files(per_split=3) if f.path != "train/bengal/002.jpg"]
-    marker = ds.build_marker(DID, files(per_split=3))
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"content_hash": "0" * 64}, "inconsistent: content_hash"),
+        ({"split_hashes.test": "0" * 64}, "inconsistent: split_hashes do not match"),
+        ({"counts.train.bengal": 3}, "inconsistent: counts"),
+        ({"num_images": 13}, "inconsistent: num_images"),
+        ({"classes": ["bengal"]}, "inconsistent: classes"),
+        ({"dataset_id": "other"}, "names dataset 'other'"),
+        ({"start_run": "no"}, "start_run must be true or false"),
+        ({"files.train/bengal/000.jpg.sha256": "abc"}, "needs size"),
+        ({"files.train/bengal/000.jpg.size": -1}, "needs size"),
+        ({"sealed_by": {"detail": "x"}}, "sealed_by.tool"),
+    ],
+)
+def test_parse_marker_refuses_a_hand_edited_seal(changes: dict, fragment: str) -> None:
     with pytest.raises(UploadRejected) as caught:
-        ds.validate_dataset(DID, partial, marker)
-    problem = caught.value.problems[0]
+        ds.parse_marker(DID, _edit(changes))
+    assert fragment in caught.value.problems[0].problem
+
+
+def _edit(changes: dict) -> bytes:
+    doc = ds.build_marker(DID, files(), sealed_by=SEALED_BY)
+    for path, value in changes.items():
+        if path.startswith("files."):
+            rel, _, leaf = path[len("files."):].rpartition(".")
+            doc["files"][rel][leaf] = value
+            continue
+        node = doc
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return json.dumps(doc).encode()
+
+
+def test_incomplete_upload_names_the_missing_files() -> None:
+    partial = [f for f in files(per_split=3) if f.path != "train/bengal/002.jpg"]
+    with pytest.raises(UploadRejected) as caught:
+        ds.validate_dataset(DID, partial, marker(files(per_split=3)))
+    [problem] = caught.value.problems
     assert problem.field == f"datasets/{DID}/_dataset.json"
     assert "incomplete or changed" in problem.problem
     assert "lists 18 images" in problem.problem and "the bucket has 17" in problem.problem
+    assert f"not in the bucket: datasets/{DID}/train/bengal/002.jpg" in problem.problem
     assert "finish uploading" in problem.fix
 
 
-def test_extra_images_after_marker_are_a_change() -> None:
-    marker = ds.build_marker(DID, files())
+def test_a_file_added_after_sealing_is_named() -> None:
     more = [*files(), ds.DatasetFile("train/bengal/late.jpg", 5)]
-    with pytest.raises(UploadRejected, match="incomplete or changed"):
-        ds.validate_dataset(DID, more, marker)
+    with pytest.raises(UploadRejected) as caught:
+        ds.validate_dataset(DID, more, marker())
+    assert f"not sealed (added after _dataset.json): datasets/{DID}/train/bengal/late.jpg" in caught.value.message
 
 
-def test_files_from_listing_skips_marker_folders_and_other_prefixes() -> None:
+def test_a_file_replaced_with_the_same_count_is_named() -> None:
+    """Counts alone would pass: the identity (size and ETag of every sealed file) catches it."""
+    sealed = [ds.DatasetFile(f.path, f.size, f.sha256, f"etag-{i}") for i, f in enumerate(files())]
+    listed = [ds.DatasetFile(f.path, f.size, etag=f.etag) for f in sealed]
+    ds.validate_dataset(DID, listed, marker(sealed))  # unchanged: fine
+    listed[3] = ds.DatasetFile(listed[3].path, listed[3].size, etag="a-new-upload")
+    with pytest.raises(UploadRejected) as caught:
+        ds.validate_dataset(DID, listed, marker(sealed))
+    assert f"replaced after sealing (size or ETag differ): datasets/{DID}/{listed[3].path}" in caught.value.message
+    resized = [ds.DatasetFile(f.path, f.size + (1 if i == 0 else 0)) for i, f in enumerate(files())]
+    with pytest.raises(UploadRejected, match="replaced after sealing"):
+        ds.validate_dataset(DID, resized, marker())  # no ETags sealed: sizes still compared
+    renamed = [*files()[1:], ds.DatasetFile("train/bengal/zzz.jpg", files()[0].size)]
+    with pytest.raises(UploadRejected, match=r"not in the bucket.*not sealed"):
+        ds.validate_dataset(DID, renamed, marker())
+
+
+def test_files_from_listing_skips_the_seal_the_claim_folders_and_other_prefixes() -> None:
     listing = [
-        (f"datasets/{DID}/train/bengal/a.jpg", 3),
-        (f"datasets/{DID}/_dataset.json", 100),
-        (f"datasets/{DID}/train/", 0),
-        (f"datasets/{DID}x/train/bengal/a.jpg", 3),
+        (f"datasets/{DID}/train/bengal/a.jpg", 3, "e1"),
+        (f"datasets/{DID}/_dataset.json", 100, "e2"),
+        (f"datasets/{DID}/_uploading.json", 100, "e3"),
+        (f"datasets/{DID}/train/", 0, "e4"),
+        (f"datasets/{DID}x/train/bengal/a.jpg", 3, "e5"),
     ]
-    assert ds.files_from_listing(DID, listing) == [ds.DatasetFile("train/bengal/a.jpg", 3)]
+    assert ds.files_from_listing(DID, listing) == [ds.DatasetFile("train/bengal/a.jpg", 3, etag="e1")]
 
 
 @pytest.mark.parametrize(("name", "ok"), [("a.JPG", True), ("a.jpeg", True), ("a.webp", True), ("a.tiff", False),
                                           ("jpg", False)])
 def test_is_image_name(name: str, ok: bool) -> None:
     assert ds.is_image_name(name) is ok
+
+
+def test_build_marker_records_no_run_and_what_was_left_out() -> None:
+    doc = ds.build_marker(DID, files(), sealed_by=SEALED_BY, start_run=False, not_copied=["README.md"])
+    assert doc["start_run"] is False and doc["not_copied"] == ["README.md"]
+    assert ds.parse_marker(DID, ds.marker_bytes(doc)).start_run is False
+
+
+def test_what_lies_beside_the_splits_is_not_part_of_the_dataset() -> None:
+    listing = [
+        (f"datasets/{DID}/train/bengal/a.jpg", 3, "e1"),
+        (f"datasets/{DID}/README.md", 10, "e2"),
+        (f"datasets/{DID}/extra/bengal/b.jpg", 3, "e3"),
+        (f"datasets/{DID}/_dataset.json", 100, "e4"),
+        (f"datasets/{DID}/_uploading.json", 100, "e5"),
+    ]
+    assert ds.files_from_listing(DID, listing) == [ds.DatasetFile("train/bengal/a.jpg", 3, etag="e1")]
+    assert ds.beside_splits(DID, (k for k, _, _ in listing)) == ["README.md", "extra/bengal/b.jpg"]

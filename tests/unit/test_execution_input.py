@@ -30,6 +30,7 @@ PATH_RE = re.compile(r"\$(?:\.[A-Za-z0-9_\-]+)+")
 STATE_ROOTS = ("results", "error", "notification_error", "record_error")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
+SPLIT_HASHES = {"train": "1" * 64, "val": "2" * 64, "test": "3" * 64}
 
 
 def settings(**overrides: Any) -> PipelineSettings:
@@ -53,6 +54,7 @@ def request(kind: str = "manifest", manifest: dict[str, Any] | None = None, vers
             ("bengal", "siamese", "sphynx"),
             {s: {"bengal": 5, "siamese": 5, "sphynx": 5} for s in ("train", "val", "test")},
             "d" * 64,
+            split_hashes=SPLIT_HASHES,
         ),
         code_hash=CODE_HASH,
         upload=Upload(BUCKET, key, version, "etag-1"),
@@ -262,3 +264,21 @@ def test_supports_volume_kms_wants_an_instance_type(bad: str) -> None:
     with pytest.raises(ValueError):
         supports_volume_kms(bad)
 
+
+
+@pytest.mark.parametrize("kind", ["manifest", "dataset"])
+def test_the_jobs_get_the_sealed_identity_to_check(kind: str) -> None:
+    """The seal's split hashes travel to both jobs: train/val as training hyperparameters, test as the
+    evaluation container's argument (ASL: AppSpecification.ContainerArguments)."""
+    doc = build_execution_input(request(kind), settings())
+    assert doc["dataset"]["split_hashes"] == SPLIT_HASHES
+    assert doc["dataset"]["content_hash"] == "d" * 64
+    hyper = doc["training"]["hyperparameters"]
+    assert hyper["expected-train-hash"] == SPLIT_HASHES["train"]
+    assert hyper["expected-val-hash"] == SPLIT_HASHES["val"]
+    assert doc["evaluation"]["container_arguments"] == ["--expected-test-hash", SPLIT_HASHES["test"]]
+    # The recorded hyperparameters are the recipe's, not the pipeline's checks.
+    assert not {"expected-train-hash", "expected-val-hash"} & set(doc["hyperparameters"])
+    asl = json.loads(ASL.read_text())
+    assert asl["States"]["Evaluate"]["Parameters"]["AppSpecification"]["ContainerArguments.$"] == (
+        "$.evaluation.container_arguments")

@@ -25,6 +25,11 @@ TRAIN_ENTRY_POINT = "train.py"
 EVALUATION_ENTRY_POINT = "evaluation.py"
 SAGEMAKER_PREFIX = "sagemaker_"
 VOLUME_SIZE_GB = 30
+# The sealed identity the jobs check what they downloaded against (ml_code; core/content_identity):
+# train.py takes the train and val split hashes as hyperparameters, evaluation.py the test one as an argument.
+EXPECTED_TRAIN_HASH = "expected-train-hash"
+EXPECTED_VAL_HASH = "expected-val-hash"
+EXPECTED_TEST_HASH_ARG = "--expected-test-hash"
 EVALUATION_OUTPUT_NAME = "evaluation"
 EVALUATION_OUTPUT_PATH = "/opt/ml/processing/evaluation"
 
@@ -105,6 +110,8 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
     sm_hyper = hyperparameter_strings(hyper)
     sm_hyper.update(
         {
+            EXPECTED_TRAIN_HASH: ds.split_hashes["train"],
+            EXPECTED_VAL_HASH: ds.split_hashes["val"],
             f"{SAGEMAKER_PREFIX}program": TRAIN_ENTRY_POINT,
             f"{SAGEMAKER_PREFIX}submit_directory": code_uri,
             f"{SAGEMAKER_PREFIX}region": settings.region,
@@ -135,6 +142,7 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
         "dataset": {
             "id": ds.dataset_id,
             "content_hash": ds.content_hash,
+            "split_hashes": {split: ds.split_hashes[split] for split in layout.SPLITS},
             "classes": list(ds.classes),
             "counts": ds.counts,
             "train_s3_uri": layout.s3_uri(bucket, layout.dataset_split_prefix(ds.dataset_id, "train")),
@@ -164,6 +172,8 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
         "evaluation": {
             "job_name": naming.processing_job_name(name),
             "output_s3_uri": evaluation_output,
+            # CreateProcessingJob AppSpecification.ContainerArguments: evaluation.py checks the test split it got.
+            "container_arguments": [EXPECTED_TEST_HASH_ARG, ds.split_hashes["test"]],
             "stopping_condition": {"MaxRuntimeInSeconds": settings.evaluation_max_runtime_seconds},
             # CreateProcessingJob ProcessingOutputConfig and ProcessingResources.ClusterConfig, whole.
             "output_config": _with_key(

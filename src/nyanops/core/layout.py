@@ -2,7 +2,8 @@
 
 ```
 datasets/<dataset-id>/{train,val,test}/<class>/<image>   immutable once complete
-datasets/<dataset-id>/_dataset.json                      written LAST; its arrival starts a run
+datasets/<dataset-id>/_dataset.json                      the seal, written LAST (by a tool or by the pipeline)
+datasets/<dataset-id>/_uploading.json                    a tool's claim while it uploads (the sealer waits for it)
 manifests/<name>.json                                    an experiment manifest; its arrival starts a run
 code/<content-hash>/sourcedir.tar.gz                     ml_code bundle for the training job
 code/<content-hash>/src/...                              the same files unpacked, for the processing job
@@ -26,6 +27,9 @@ RUNS_PREFIX = "runs/"
 REJECTED_PREFIX = "rejected/"
 
 DATASET_MARKER = "_dataset.json"
+# Written first by `nyanops dataset add --bucket` and removed after its seal: the pipeline never seals a
+# prefix that holds it (an upload in progress or interrupted), and StartPipeline does not count it as a file.
+DATASET_CLAIM = "_uploading.json"
 MANIFEST_SUFFIX = ".json"
 CODE_BUNDLE = "sourcedir.tar.gz"
 CODE_SOURCE_DIR = "src/"
@@ -78,6 +82,18 @@ def dataset_prefix(dataset_id: str) -> str:
 
 def dataset_marker_key(dataset_id: str) -> str:
     return f"{DATASETS_PREFIX}{dataset_id}/{DATASET_MARKER}"
+
+
+def dataset_claim_key(dataset_id: str) -> str:
+    return f"{DATASETS_PREFIX}{dataset_id}/{DATASET_CLAIM}"
+
+
+def dataset_id_of(key: str) -> str | None:
+    """The ``<id>`` of any key under ``datasets/<id>/``, or None for keys elsewhere (or ``datasets/x`` alone)."""
+    if not key.startswith(DATASETS_PREFIX):
+        return None
+    dataset_id, sep, _ = key[len(DATASETS_PREFIX) :].partition("/")
+    return dataset_id if sep and dataset_id else None
 
 
 def dataset_split_prefix(dataset_id: str, split: str) -> str:

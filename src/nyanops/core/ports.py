@@ -32,7 +32,22 @@ class ObjectStore(Protocol):
 
     def head(self, key: str) -> ObjectInfo | None: ...
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
+        """Write ``key``; the new object's ETag where the store says it (S3's PutObject does)."""
+        ...
+
+    def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
+        """Write ``key`` only if it does not exist (S3 ``If-None-Match: *``). False: it exists, or a concurrent
+        conditional write to it is in flight; the caller lost the race and must not act as the writer."""
+        ...
+
+    def put_if_match(self, key: str, body: bytes, etag: str, content_type: str = "application/json") -> bool:
+        """Replace ``key`` only if its ETag is still ``etag`` (S3 ``If-Match``); False: it changed or is gone."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (on a versioned bucket its versions stay: nothing uploaded is lost)."""
+        ...
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 

@@ -66,6 +66,22 @@ class StartPipelineSettings(PipelineSettings):
     topic_arn: str = Field(min_length=1, alias="TOPIC_ARN")
 
 
+class DatasetUploadsSettings(BaseModel):
+    """NoteDatasetUploads: the bucket, the dataset registry table, the topic for refusals of late files."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str = Field(min_length=3, alias="BUCKET_NAME")
+    registry_table: str = Field(min_length=1, alias="DATASET_REGISTRY_TABLE")
+    topic_arn: str = Field(min_length=1, alias="TOPIC_ARN")
+
+
+class SealDatasetsSettings(DatasetUploadsSettings):
+    """SealDatasets: also how long an upload must be quiet before its prefix is sealed (DatasetQuietSeconds)."""
+
+    quiet_seconds: int = Field(ge=10, le=3600, alias="QUIET_SECONDS")
+
+
 class RecordResultsSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 

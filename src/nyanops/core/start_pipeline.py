@@ -2,14 +2,15 @@
 
 For ``manifests/*.json``: parse and validate the manifest, check the dataset it names is complete
 and consistent, resolve the code bundle, build the execution input, start the execution under a
-name derived from the upload (a duplicated event is a no-op). For ``datasets/<id>/_dataset.json``:
-the same with the default manifest. A refused upload gets ``rejected/<key>.error.json`` and a
-notification; the upload itself is never modified or deleted.
+name derived from the upload (a duplicated event is a no-op). For ``datasets/<id>/_dataset.json`` (the
+seal, written by ``nyanops dataset add`` or by the pipeline's sealer): the same with the default manifest,
+unless the seal says ``"start_run": false``. Either way the dataset must hold exactly the files its seal
+covers (names, sizes, ETags). A refused upload gets ``rejected/<key>.error.json`` and a notification; the
+upload itself is never modified or deleted.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,10 +19,12 @@ from typing import Any
 
 from nyanops.core import dataset as datasets
 from nyanops.core import layout
+from nyanops.core.dataset_names import check_dataset_id
 from nyanops.core.execution_input import RunRequest, build_execution_input, run_execution_name
 from nyanops.core.manifest import Manifest, parse_manifest, validate_manifest
 from nyanops.core.ports import ExecutionStarter, Notifier, ObjectNotFound, ObjectStore
-from nyanops.core.rejection import Problem, UploadRejected, rejection_record
+from nyanops.core.refusals import Refusal, refuse
+from nyanops.core.rejection import Problem, UploadRejected
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.upload_events import Upload
 
@@ -71,6 +74,8 @@ def handle_upload(upload: Upload, deps: StartPipelineDeps) -> UploadResult:
         request = _run_request(upload, classified, deps)
     except _Vanished as gone:
         return UploadResult(Outcome.IGNORED, upload.key, reason=str(gone))
+    except _NoRun as no_run:
+        return UploadResult(Outcome.IGNORED, upload.key, reason=str(no_run))
     except UploadRejected as rejected:
         _reject(upload, rejected, deps)
         return UploadResult(Outcome.REJECTED, upload.key, problems=rejected.problems, reason=rejected.message)
@@ -84,6 +89,10 @@ class _Vanished(Exception):
     """The uploaded object (that version) is gone: nothing to run, nothing to refuse."""
 
 
+class _NoRun(Exception):
+    """A valid seal that asks for no run (``"start_run": false``, from ``dataset add --no-run``)."""
+
+
 def _run_request(upload: Upload, classified: layout.ClassifiedKey, deps: StartPipelineDeps) -> RunRequest:
     store = deps.store
     if classified.kind is layout.KeyKind.MANIFEST:
@@ -95,13 +104,15 @@ def _run_request(upload: Upload, classified: layout.ClassifiedKey, deps: StartPi
         kind = "manifest"
     else:
         assert classified.dataset_id is not None
-        if not layout.DATASET_ID_RE.match(classified.dataset_id):
-            raise UploadRejected.one(
-                "dataset", f"invalid dataset id {classified.dataset_id!r}", "use letters, digits, '.', '_' and '-'"
-            )
+        check_dataset_id(classified.dataset_id)
         manifest = default_manifest(classified.dataset_id, deps.settings)
         kind = "dataset"
     summary = check_dataset(store, manifest.dataset_id, marker_version=upload.version_id if kind == "dataset" else None)
+    if kind == "dataset" and not summary.start_run:
+        raise _NoRun(
+            f"datasets/{summary.dataset_id} is sealed with start_run false (dataset add --no-run): "
+            f'runs start from manifests naming "datasets/{summary.dataset_id}"'
+        )
     num_classes = manifest.hyperparameters.num_classes
     if num_classes is not None and num_classes != len(summary.classes):
         raise UploadRejected.one(
@@ -126,7 +137,7 @@ def default_manifest(dataset_id: str, settings: PipelineSettings) -> Manifest:
 
 
 def check_dataset(store: ObjectStore, dataset_id: str, marker_version: str | None = None) -> datasets.DatasetSummary:
-    """The dataset must exist, be complete (marker present and matching) and be consistent."""
+    """The dataset must exist, be sealed, hold exactly the sealed files and have valid names and layout."""
     marker_key = layout.dataset_marker_key(dataset_id)
     try:
         raw = store.get(marker_key, marker_version)
@@ -140,10 +151,12 @@ def check_dataset(store: ObjectStore, dataset_id: str, marker_version: str | Non
         raise UploadRejected.one(
             "dataset",
             f"datasets/{dataset_id} {problem}",
-            "upload the dataset with `nyanops dataset add` (it writes _dataset.json last) and name it here",
+            "upload the dataset with `nyanops dataset add` (it writes _dataset.json last) and name it here; "
+            "images uploaded any other way are sealed by the pipeline once the upload has been quiet for a while "
+            "(`nyanops datasets` shows each dataset's state)",
         ) from None
     marker = datasets.parse_marker(dataset_id, raw)
-    listing = ((o.key, o.size) for o in store.list(layout.dataset_prefix(dataset_id)))
+    listing = ((o.key, o.size, o.etag) for o in store.list(layout.dataset_prefix(dataset_id)))
     return datasets.validate_dataset(dataset_id, datasets.files_from_listing(dataset_id, listing), marker)
 
 
@@ -165,22 +178,13 @@ def resolve_code(store: ObjectStore, code_hash: str | None) -> str:
 
 
 def _reject(upload: Upload, rejected: UploadRejected, deps: StartPipelineDeps) -> None:
-    """Write the record, notify, then mark the record notified. A redelivered event of the same upload
-    version finds it notified and does nothing more (one record, one notification); one whose earlier
-    delivery failed to notify (the handler raised, so the event is retried) notifies now."""
-    key = layout.rejection_key(upload.key)
-    if upload.version is not None and _already_notified(deps.store, key, upload.version):
-        return
-    record = {**rejection_record(upload.key, rejected, deps.clock()), "version": upload.version, "notified": False}
-    deps.store.put(key, json.dumps(record, indent=2, ensure_ascii=False).encode())
-    deps.notifier.publish(f"nyanops: upload refused: {upload.key}", f"{upload.key} was refused.\n\n{rejected.message}")
-    record["notified"] = True
-    deps.store.put(key, json.dumps(record, indent=2, ensure_ascii=False).encode())
-
-
-def _already_notified(store: ObjectStore, key: str, version: str) -> bool:
-    try:
-        previous = json.loads(store.get(key))
-    except (ObjectNotFound, ValueError):
-        return False
-    return isinstance(previous, dict) and previous.get("version") == version and previous.get("notified") is True
+    """Record and notify once per upload version (``core/refusals``): a redelivered event of the same upload
+    version, even one handled concurrently, finds its record and sends nothing more."""
+    refusal = Refusal(
+        key=upload.key,
+        version=upload.version,
+        rejected=rejected,
+        subject=f"nyanops: upload refused: {upload.key}",
+        message=f"{upload.key} was refused.\n\n{rejected.message}",
+    )
+    refuse(deps.store, deps.notifier, refusal, deps.clock)

@@ -64,3 +64,43 @@ def uploads_from_event(event: Any) -> list[Upload]:
             )
         return out
     raise UnsupportedEvent("neither an EventBridge 'Object Created' event nor an S3 notification (Records[].s3)")
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """An object created or deleted, as the upload noter sees it (``Object Created`` / ``Object Deleted``)."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    size: int | None
+    deleted: bool = False
+
+    @property
+    def version(self) -> str | None:
+        return self.version_id or self.etag
+
+
+OBJECT_EVENT_TYPES = {"Object Created": False, "Object Deleted": True}
+
+
+def object_events(event: Any) -> list[ObjectEvent]:
+    """The object event in one EventBridge event (S3 sends one per object); [] for other detail types."""
+    if not isinstance(event, dict) or event.get("source") != "aws.s3" or "detail" not in event:
+        raise UnsupportedEvent("not an EventBridge event from S3")
+    deleted = OBJECT_EVENT_TYPES.get(str(event.get("detail-type")))
+    if deleted is None:
+        return []
+    detail = event["detail"]
+    obj = detail.get("object") or {}
+    return [
+        ObjectEvent(
+            bucket=str(detail["bucket"]["name"]),
+            key=unquote_plus(str(obj["key"])),
+            version_id=obj.get("version-id"),
+            etag=obj.get("etag"),
+            size=obj.get("size"),
+            deleted=deleted,
+        )
+    ]

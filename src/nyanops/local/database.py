@@ -66,6 +66,24 @@ CREATE TABLE IF NOT EXISTS uploads_seen (
     at TEXT NOT NULL,
     PRIMARY KEY (key, version)
 );
+-- The dataset registry (nyanops.core.dataset_registry): one row per datasets/<id>/ prefix, what the DynamoDB
+-- table holds on AWS.
+CREATE TABLE IF NOT EXISTS dataset_registry (
+    dataset_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    last_upload_at REAL NOT NULL,
+    uploads INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until REAL,
+    reason TEXT NOT NULL DEFAULT '',
+    updated_at REAL NOT NULL DEFAULT 0
+);
+-- The objects under datasets/ that `nyanops watch` has noticed (key as UTF-8 bytes, undecodable ones kept as
+-- they are), so it sends each creation, change or removal to the upload noter once, also across restarts.
+CREATE TABLE IF NOT EXISTS dataset_objects_seen (
+    key BLOB PRIMARY KEY,
+    version TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS execution_events (
     execution TEXT NOT NULL REFERENCES executions(name),
     seq INTEGER NOT NULL,
