@@ -187,10 +187,12 @@ def _put_dataset(s3: Any) -> None:
             for i in range(2):
                 path = f"{split}/{cls}/{i:03d}.jpg"
                 body = f"jpeg {path}".encode()
-                s3.put_object(Bucket=BUCKET, Key=layout.dataset_prefix("2026-11-28T064300Z") + path, Body=body)
-                files.append(datasets.DatasetFile(path, len(body), hashlib.sha256(body).hexdigest()))
-    marker = datasets.build_marker("2026-11-28T064300Z", files)
-    s3.put_object(Bucket=BUCKET, Key=layout.dataset_marker_key("2026-11-28T064300Z"), Body=json.dumps(marker).encode())
+                put = s3.put_object(Bucket=BUCKET, Key=layout.dataset_prefix("2026-11-28T064300Z") + path, Body=body)
+                etag = put["ETag"].strip('"')
+                files.append(datasets.DatasetFile(path, len(body), hashlib.sha256(body).hexdigest(), etag))
+    marker = datasets.build_marker("2026-11-28T064300Z", files, sealed_by=datasets.SealedBy(datasets.TOOL, "tests"))
+    key = layout.dataset_marker_key("2026-11-28T064300Z")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=datasets.marker_bytes(marker))
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

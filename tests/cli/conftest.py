@@ -54,7 +54,7 @@ import argparse, pathlib, shutil
 p = argparse.ArgumentParser()
 for name in ("--model-dir", "--test-dir", "--output-dir"):
     p.add_argument(name)
-a = p.parse_args()
+a, _ = p.parse_known_args()  # e.g. --expected-test-hash, which the real script checks
 shutil.copyfile(pathlib.Path(__file__).with_name("evaluation.json"), pathlib.Path(a.output_dir, "evaluation.json"))
 '''
 
