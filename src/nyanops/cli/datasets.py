@@ -22,7 +22,7 @@ from nyanops.core.dataset_status import list_statuses
 from nyanops.core.rejection import UploadRejected
 from nyanops.dataset_upload import DEFAULT_JOBS, UploadFailed, upload_dataset
 from nyanops.local.dataset_registry import SQLiteDatasetRegistry
-from nyanops.local.dataset_watch import DEFAULT_QUIET_SECONDS, QUIET_ENV
+from nyanops.local.dataset_watch import DEFAULT_QUIET_SECONDS, QUIET_ENV, local_quiet_seconds
 from nyanops.local.datasets import add_dataset
 from nyanops.terminal import printable
 
@@ -116,7 +116,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     now = datetime.now(timezone.utc)
     if backend.kind == "local":
         assert isinstance(backend, LocalBackend)
-        quiet = float(os.environ.get(QUIET_ENV) or DEFAULT_QUIET_SECONDS)
+        quiet = local_quiet_seconds()
         records = SQLiteDatasetRegistry(backend.pipeline.db).all()
     else:
         quiet, records = float(os.environ.get(AWS_QUIET_ENV) or AWS_DEFAULT_QUIET), []

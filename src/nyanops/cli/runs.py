@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from nyanops.core.ports import ObjectStore
 from nyanops.core.sealing import LEFT_TO_TOOL, REFUSED_NOW, SEALED_NOW
 from nyanops.core.start_pipeline import Outcome
 from nyanops.core.upload_events import Upload
-from nyanops.local.dataset_watch import DEFAULT_QUIET_SECONDS, QUIET_ENV, DatasetWatcher
+from nyanops.local.dataset_watch import DEFAULT_QUIET_SECONDS, QUIET_ENV, DatasetWatcher, local_quiet_seconds
 from nyanops.local.datasets import remove_stale_staging
 from nyanops.local.runner import ConsoleNotifier, LocalPipeline
 
@@ -205,7 +204,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument(
         "--quiet",
         type=_positive_seconds,
-        default=float(os.environ.get(QUIET_ENV) or DEFAULT_QUIET_SECONDS),
+        default=local_quiet_seconds(),
         metavar="SECONDS",
         help=f"seal a dataset upload once no file arrived for this long (env {QUIET_ENV}; "
         f"default {DEFAULT_QUIET_SECONDS:g})",

@@ -11,6 +11,7 @@ left alone.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,6 +25,11 @@ from nyanops.local.dataset_registry import SQLiteDatasetRegistry
 
 DEFAULT_QUIET_SECONDS = 5.0
 QUIET_ENV = "NYANOPS_QUIET_SECONDS"
+
+
+def local_quiet_seconds() -> float:
+    """The local quiet period: ``NYANOPS_QUIET_SECONDS``, else ``DEFAULT_QUIET_SECONDS``."""
+    return float(os.environ.get(QUIET_ENV) or DEFAULT_QUIET_SECONDS)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from nyanops.local.asl import (
 from nyanops.local.bucket import LOCAL_BUCKET, LocalObjectStore
 from nyanops.local.capacity import max_parallel_jobs
 from nyanops.local.database import connect
+from nyanops.local.dataset_watch import DatasetWatcher, local_quiet_seconds
 from nyanops.local.experiment_store import SQLiteExperimentStore
 from nyanops.local.integrations import LocalSageMaker, LocalTaskRunner, function_arn, topic_arn
 from nyanops.local.progress import Progress
@@ -47,7 +48,12 @@ POWERTOOLS_LOCAL_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
-FUNCTION_DIRS = {"StartPipeline": "start_pipeline", "RecordResults": "record_results"}
+FUNCTION_DIRS = {
+    "StartPipeline": "start_pipeline",
+    "RecordResults": "record_results",
+    "NoteDatasetUploads": "note_uploads",
+    "SealDatasets": "seal_datasets",
+}
 INTERRUPTED_MESSAGE = "interrupted: the local run was stopped (Ctrl-C, kill or crash) before it finished"
 
 
@@ -180,6 +186,7 @@ class LocalPipeline:
         self.executions = ex.ExecutionStore(self.db)
         self.settings = local_settings()
         self._machine: StateMachine | None = None
+        self._dataset_watcher: DatasetWatcher | None = None
         self._functions: dict[str, ModuleType] = {}
         self.display: Any = Serialized(self.progress, threading.RLock())
 
@@ -202,9 +209,20 @@ class LocalPipeline:
             module.set_deps(
                 StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings)
             )
-        else:
+        elif name == "RecordResults":
             module.set_deps(RecordResultsDeps(self.store, self.experiments))
+        else:  # NoteDatasetUploads and SealDatasets: what `nyanops watch` notes and seals with
+            module.set_deps(self.dataset_watcher.deps)
         return module
+
+    @property
+    def dataset_watcher(self) -> DatasetWatcher:
+        """The dataset side of ``nyanops watch`` for this root (the SQLite registry, the local quiet period)."""
+        if self._dataset_watcher is None:
+            self._dataset_watcher = DatasetWatcher(
+                self.store, self.db, ConsoleNotifier(self.progress), local_quiet_seconds()
+            )
+        return self._dataset_watcher
 
     def task_runner(self) -> LocalTaskRunner:
         sagemaker = LocalSageMaker(self.store, self.root / "jobs", self.python, self.display.job_line)
