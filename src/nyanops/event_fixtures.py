@@ -2,20 +2,25 @@
 
 The events describe an example stack: bucket ``nyanops-example-bucket``, a manifest ``manifests/epochs10.json``
 naming dataset ``datasets/2026-11-28T064300Z`` (classes bengal and siamese), a pushed ml_code bundle, and for
-RecordResults a run whose trial was registered and whose evaluation wrote ``evaluation.json``. Handed an
-event, ``needs`` lists the objects and records that event needs (derived from the event itself, so a new
-event file is covered without a list to keep in step), each with how to check it and how to make it. The
-makers work through the ports (an ``ObjectStore`` and small callables), so ``nyanops invoke`` prepares a
-local root with them and the tests prepare moto the same way.
+RecordResults a run whose trial was registered and whose evaluation wrote ``evaluation.json``. For the two
+dataset Lambdas: the images an SQS batch of upload events announces (dropped under
+``datasets/2026-11-29T070000Z/``, not sealed), and for the sealer's schedule that dropped dataset waiting in
+the dataset registry, its last upload noticed longer ago than the quiet period. Handed an event, ``needs``
+lists the objects and records that event needs (derived from the event itself, so a new event file is
+covered without a list to keep in step), each with how to check it and how to make it. The makers work
+through the ports (an ``ObjectStore``, a ``DatasetRegistry`` and small callables), so ``nyanops invoke``
+prepares a local root with them and the tests prepare moto the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import struct
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,14 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from nyanops.core import layout
+from nyanops.core.dataset_registry import SEALED, WAITING, DatasetRegistry
 from nyanops.core.evaluation_report import build_evaluation_report
 from nyanops.core.experiments import ExperimentStore
 from nyanops.core.ports import ObjectStore
-from nyanops.core.upload_events import UnsupportedEvent, uploads_from_event
+from nyanops.core.upload_events import ObjectEvent, UnsupportedEvent, object_events, uploads_from_event
 
 EXAMPLE_BUCKET = "nyanops-example-bucket"
 EXAMPLE_DATASET_ID = "2026-11-28T064300Z"
 EXAMPLE_CLASSES = ("bengal", "siamese")
+# The dataset events/dataset_uploads_sqs.json announces: images dropped without a seal, for the pipeline to seal.
+EXAMPLE_DROPPED_ID = "2026-11-29T070000Z"
 IMAGES_PER_CLASS = 2
 COLOURS = ((200, 120, 40), (230, 220, 200), (90, 90, 90), (160, 60, 30))
 
@@ -46,19 +54,65 @@ class Need:
 
 @dataclass
 class Ports:
-    """Where to look and write: the bucket, the trial records, and two actions of the pipeline."""
+    """Where to look and write: the bucket, the trial records, the dataset registry, and two actions of the
+    pipeline."""
 
     store: ObjectStore
     experiments: ExperimentStore
+    registry: DatasetRegistry
     register_trial: Callable[[dict[str, Any]], None]  # as RegisterTrial does: RecordResults in mode "started"
     push_code: Callable[[], None]  # push ml_code (as `nyanops code push`)
+    quiet_seconds: float  # the sealer's quiet period (SealDatasets' QUIET_SECONDS; locally NYANOPS_QUIET_SECONDS)
     default_experiment: str = "cats"
+
+
+# -- the object events an event carries ---------------------------------------------------------------------
+def _is_sqs_record(record: Any) -> bool:
+    return isinstance(record, dict) and record.get("eventSource") == "aws:sqs" and isinstance(record.get("body"), str)
+
+
+def object_events_in(event: Any) -> list[ObjectEvent]:
+    """The S3 object events in ``event``: an EventBridge event from S3, or an SQS batch whose messages are such
+    events (what NoteDatasetUploads gets); anything else carries none."""
+    bodies = [event]
+    records = event.get("Records") if isinstance(event, dict) else None
+    for record in records if isinstance(records, list) else []:
+        if _is_sqs_record(record):
+            with contextlib.suppress(ValueError):
+                bodies.append(json.loads(record["body"]))
+    found: list[ObjectEvent] = []
+    for body in bodies:
+        with contextlib.suppress(UnsupportedEvent, KeyError, TypeError, AttributeError):
+            found += object_events(body)
+    return found
+
+
+def announced_datasets(event: Any) -> dict[str, list[str]]:
+    """The dataset files (``datasets/<id>/<split>/<class>/<file>``) the event announces as created, by dataset id;
+    seals, claims and anything else are left out."""
+    out: dict[str, list[str]] = {}
+    for e in object_events_in(event):
+        dataset_id = layout.dataset_id_of(e.key)
+        if e.deleted or dataset_id is None or not layout.DATASET_ID_RE.match(dataset_id):
+            continue
+        parts = e.key[len(layout.dataset_prefix(dataset_id)) :].split("/")
+        if len(parts) == 3 and parts[0] in layout.SPLITS and all(parts) and e.key not in out.get(dataset_id, []):
+            out.setdefault(dataset_id, []).append(e.key)
+    return out
+
+
+def is_schedule(event: Any) -> bool:
+    """An EventBridge schedule's event (what SealDatasets gets every minute)."""
+    if not isinstance(event, dict):
+        return False
+    return event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event"
 
 
 # -- the bucket an event names ------------------------------------------------------------------------------
 def event_buckets(event: Any) -> set[str]:
-    """The bucket names an event refers to: its uploads' buckets, and a RecordResults run's source bucket."""
-    found: set[str] = set()
+    """The bucket names an event refers to: its uploads' buckets (also those of the S3 events inside an SQS
+    batch), and a RecordResults run's source bucket."""
+    found: set[str] = {e.bucket for e in object_events_in(event)}
     with contextlib.suppress(UnsupportedEvent, KeyError, TypeError):
         found |= {u.bucket for u in uploads_from_event(event)}
     run = event.get("run") if isinstance(event, dict) else None
@@ -69,10 +123,14 @@ def event_buckets(event: Any) -> set[str]:
 
 def map_bucket(event: Any, buckets: Iterable[str], target: str) -> Any:
     """A copy of ``event`` with every reference to ``buckets`` (the name itself, ``s3://name/...`` URIs and
-    ``arn:aws:s3:::name`` ARNs) pointing at ``target`` instead."""
+    ``arn:aws:s3:::name`` ARNs) pointing at ``target`` instead, also inside the JSON bodies of SQS messages."""
     names = [b for b in buckets if b and b != target]
 
     def swap(value: Any) -> Any:
+        if _is_sqs_record(value):
+            with contextlib.suppress(ValueError):
+                body = json.dumps(swap(json.loads(value["body"])), ensure_ascii=False)
+                return {k: body if k == "body" else swap(v) for k, v in value.items()}
         if isinstance(value, dict):
             return {k: swap(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -111,6 +169,11 @@ def needs(event: Any, ports: Ports) -> list[Need]:
         ):  # an invalid id is refused without reading anything: it needs nothing
             out.append(_dataset(ports, classified.dataset_id))
             out.append(_code(ports))
+    for dataset_id, keys in announced_datasets(event).items():
+        out.append(_announced(ports, dataset_id, keys))
+    if is_schedule(event):  # the sealer looks at the registry: the example is a dropped dataset, settled
+        out.append(_dropped(ports, EXAMPLE_DROPPED_ID))
+        out.append(_settled(ports, EXAMPLE_DROPPED_ID))
     run = event.get("run") if isinstance(event, dict) else None
     if isinstance(run, dict) and event.get("mode") == "succeeded":
         out.append(_trial(ports, run))
@@ -148,15 +211,73 @@ def _manifest_dataset(ports: Ports, key: str) -> str:
 
 def _dataset(ports: Ports, dataset_id: str) -> Need:
     def make() -> None:
-        from nyanops.local.datasets import add_dataset  # the same path `nyanops dataset add` takes
+        # The path `nyanops dataset add DIR --bucket B` takes, through the port: a claim, the files, then a
+        # format 2 seal built by the core with the ETags the store gave each file.
+        from nyanops.dataset_upload import upload_dataset
 
         with tempfile.TemporaryDirectory(prefix="nyanops-example-") as tmp:
             write_example_images(Path(tmp), EXAMPLE_CLASSES)
-            add_dataset(ports.store, Path(tmp), dataset_id)
+            upload_dataset(ports.store, Path(tmp), dataset_id, jobs=4, progress_out=io.StringIO())
 
     return Need(
-        f"datasets/{dataset_id}/ (a dataset of {len(EXAMPLE_CLASSES)} classes of generated images)",
+        f"datasets/{dataset_id}/ (a sealed dataset of {len(EXAMPLE_CLASSES)} classes of generated images)",
         lambda: ports.store.head(layout.dataset_marker_key(dataset_id)) is not None,
+        make,
+    )
+
+
+def _announced(ports: Ports, dataset_id: str, keys: list[str]) -> Need:
+    """The files an upload event announces are in the bucket (small generated PNG images; no seal)."""
+    classes = sorted({key.split("/")[-2] for key in keys})
+
+    def make() -> None:
+        for key in keys:
+            if ports.store.head(key) is None:
+                colour = COLOURS[classes.index(key.split("/")[-2]) % len(COLOURS)]
+                ports.store.put(key, png(32, 32, colour), content_type="image/png")
+
+    return Need(
+        f"datasets/{dataset_id}/: the {len(keys)} files the event announces (generated images, not sealed)",
+        lambda: all(ports.store.head(key) is not None for key in keys),
+        make,
+    )
+
+
+def _dropped(ports: Ports, dataset_id: str) -> Need:
+    """Images dropped under ``datasets/<id>/`` (any there will do; else generated ones), no seal yet."""
+    prefix = layout.dataset_prefix(dataset_id)
+
+    def make() -> None:
+        for rel, body in example_images(EXAMPLE_CLASSES).items():
+            ports.store.put(prefix + rel, body, content_type="image/png")
+
+    return Need(
+        f"datasets/{dataset_id}/ (images dropped without a seal: {len(EXAMPLE_CLASSES)} classes of generated "
+        "images)",
+        lambda: next(iter(ports.store.list(prefix)), None) is not None,
+        make,
+    )
+
+
+def _settled(ports: Ports, dataset_id: str) -> Need:
+    """The dataset waits in the registry and its last upload was noticed longer ago than the quiet period, as
+    NoteDatasetUploads would have left it that long ago. A sealed one counts as there: nothing unseals a
+    dataset, and the sealer rightly finds nothing due."""
+    def present() -> bool:
+        record = ports.registry.get(dataset_id)
+        if record is None:
+            return False
+        settled = record.state == WAITING and record.last_upload_at <= time.time() - ports.quiet_seconds
+        return settled or record.state == SEALED
+
+    def make() -> None:
+        files = sum(1 for _ in ports.store.list(layout.dataset_prefix(dataset_id)))
+        ports.registry.note(dataset_id, files, time.time() - ports.quiet_seconds - 1)
+
+    return Need(
+        f"datasets/{dataset_id} in the dataset registry: waiting, its last upload noticed more than the quiet "
+        f"period ({ports.quiet_seconds:g} s) ago",
+        present,
         make,
     )
 
@@ -209,15 +330,23 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
+def example_images(classes: Iterable[str]) -> dict[str, bytes]:
+    """Small solid-colour photos by ImageFolder path (``<split>/<class>/example-<i>.png``), ``IMAGES_PER_CLASS``
+    per class and split."""
+    names = list(classes)
+    return {
+        f"{split}/{name}/example-{i}.png": png(32, 32, COLOURS[(c + i) % len(COLOURS)])
+        for split in layout.SPLITS
+        for c, name in enumerate(names)
+        for i in range(IMAGES_PER_CLASS)
+    }
+
+
 def write_example_images(folder: Path, classes: Iterable[str]) -> None:
-    """An ImageFolder tree of small solid-colour photos: train/val/test, ``IMAGES_PER_CLASS`` per class."""
-    for split in layout.SPLITS:
-        for c, name in enumerate(classes):
-            target = folder / split / name
-            target.mkdir(parents=True, exist_ok=True)
-            for i in range(IMAGES_PER_CLASS):
-                colour = COLOURS[(c + i) % len(COLOURS)]
-                (target / f"example-{i}.png").write_bytes(png(32, 32, colour))
+    """``example_images`` written as an ImageFolder tree under ``folder``."""
+    for rel, body in example_images(classes).items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(body)
 
 
 def example_evaluation(run: dict[str, Any]) -> bytes:

@@ -15,6 +15,9 @@ import yaml
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 TEMPLATE_FILE = "template.yaml"
+# Lambda's own defaults where neither the function nor the Globals set a value.
+LAMBDA_DEFAULT_TIMEOUT = 3
+LAMBDA_DEFAULT_MEMORY = 128
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -56,6 +59,8 @@ class FunctionSpec:
     code_uri: str  # e.g. functions/start_pipeline
     handler: str  # e.g. app.lambda_handler
     environment: dict[str, Any] = field(default_factory=dict)  # the function's own Variables (unresolved)
+    timeout_seconds: int = LAMBDA_DEFAULT_TIMEOUT  # Timeout, the function's or the Globals'
+    memory_mb: int = LAMBDA_DEFAULT_MEMORY  # MemorySize, the function's or the Globals'
 
     @property
     def code_dir(self) -> str:
@@ -63,8 +68,14 @@ class FunctionSpec:
         return self.code_uri.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _number(value: Any, default: int) -> int:
+    """A literal number (an intrinsic such as ``!Ref`` cannot be resolved here: Lambda's default)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
 def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
-    """Every ``AWS::Serverless::Function``, by logical id, with the Globals' handler where it sets none."""
+    """Every ``AWS::Serverless::Function``, by logical id, with the Globals' handler, timeout and memory where
+    it sets none."""
     glob = ((template.get("Globals") or {}).get("Function")) or {}
     out = {}
     for logical_id, resource in (template.get("Resources") or {}).items():
@@ -77,5 +88,7 @@ def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
             str(props.get("CodeUri", ".")),
             str(props.get("Handler") or glob.get("Handler") or ""),
             dict(env),
+            _number(props.get("Timeout", glob.get("Timeout")), LAMBDA_DEFAULT_TIMEOUT),
+            _number(props.get("MemorySize", glob.get("MemorySize")), LAMBDA_DEFAULT_MEMORY),
         )
     return out

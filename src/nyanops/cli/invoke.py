@@ -2,10 +2,12 @@
 real handler, in-process, with a Lambda context, against the local root; its result printed as JSON.
 
 The example events name the example stack's bucket (``nyanops-example-bucket``); every reference to it is
-mapped to the local bucket. What an event needs to find there (the manifest it names, that manifest's
-dataset, a code bundle; for RecordResults the registered trial and the evaluation.json) is created in the
-local root when missing (``nyanops.event_fixtures``), and listed; ``--no-prepare`` only lists what is
-missing.
+mapped to the local bucket (also inside SQS message bodies). What an event needs to find there (the manifest
+it names, that manifest's dataset, a code bundle; for RecordResults the registered trial and the
+evaluation.json; for NoteDatasetUploads the images it announces; for SealDatasets a dropped dataset that has
+been quiet in the local dataset registry for longer than the quiet period) is created in the local root when
+missing (``nyanops.event_fixtures``), and listed; ``--no-prepare`` only lists what is missing. The dataset
+functions use what ``nyanops watch`` uses: the root's registry and the local quiet period.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 from nyanops.backends.local import LocalBackend
 from nyanops.cli.code import push_code
 from nyanops.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, CliError, add_command, printable
-from nyanops.event_fixtures import Ports, event_buckets, map_bucket, needs
+from nyanops.core import layout
+from nyanops.core.dataset_registry import WAITING
+from nyanops.event_fixtures import Ports, announced_datasets, event_buckets, map_bucket, needs
 from nyanops.local.integrations import LambdaContext
 from nyanops.local.project import project_root
 from nyanops.local.runner import FUNCTION_DIRS
@@ -70,13 +74,16 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     if buckets:
         event = map_bucket(event, buckets, pipeline.store.bucket)
         print(f"event bucket {', '.join(sorted(buckets))} -> the local bucket ({pipeline.store.directory})")
+    watcher = pipeline.dataset_watcher
     ports = Ports(
         store=pipeline.store,
         experiments=pipeline.experiments,
+        registry=watcher.registry,
         register_trial=lambda run: pipeline.function("RecordResults").lambda_handler(
             {"mode": "started", "run": run}, LambdaContext("RecordResultsFunction")
         ),
         push_code=lambda: print(f"  pushed ml_code as code/{push_code(backend)}"),
+        quiet_seconds=watcher.deps.quiet_seconds,
         default_experiment=pipeline.settings.default_experiment,
     )
     missing = [n for n in needs(event, ports) if not n.present()]
@@ -91,8 +98,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     module = pipeline.function(name)
     print(f"invoking {spec.logical_id} ({spec.code_uri}/{spec.handler.split('.')[0]}.py, in-process)")
+    # The template's timeout and memory, as Lambda gives them (SealDatasets stops taking datasets when less than
+    # a minute of its 900 s is left: with a 60 s context it would take none).
+    context = LambdaContext(spec.logical_id, memory_limit_in_mb=spec.memory_mb, timeout_seconds=spec.timeout_seconds)
     try:
-        result = module.lambda_handler(event, LambdaContext(spec.logical_id))
+        result = module.lambda_handler(event, context)
     except Exception as exc:  # what Lambda reports for an unhandled exception
         error = {"errorType": type(exc).__name__, "errorMessage": str(exc),
                  "stackTrace": traceback.format_exception(exc)[-3:]}
@@ -104,7 +114,25 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     for execution in started:
         print(f"execution {execution} is PENDING in the local root: `nyanops watch --once` (or the next background "
               "run) runs it; `nyanops execution NAME` shows it")
+    _say_datasets(ports, event, result)
     return EXIT_OK
+
+
+def _say_datasets(ports: Ports, event: Any, result: Any) -> None:
+    """What the dataset functions did, which their results alone do not show: the registry state of each dataset
+    an upload batch announced, and what follows a seal."""
+    for dataset_id in announced_datasets(event):
+        record = ports.registry.get(dataset_id)
+        if record is not None:
+            then = f"; sealed once nothing new arrives for {ports.quiet_seconds:g} s" if record.state == WAITING else ""
+            print(f"datasets/{printable(dataset_id)}: {record.state} in the local dataset registry ({record.uploads} "
+                  f"upload(s) noted){then}")
+    results = result.get("results") if isinstance(result, dict) else None
+    for r in results if isinstance(results, list) else []:
+        if isinstance(r, dict) and r.get("outcome") == "sealed" and r.get("dataset_id"):
+            marker = layout.dataset_marker_key(str(r["dataset_id"]))
+            print(f"{printable(marker)} written: its arrival starts a run through StartPipeline (locally "
+                  "`nyanops watch --once` hands it over)")
 
 
 def _mark_handled(pipeline: Any, event: Any) -> None:
