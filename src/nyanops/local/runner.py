@@ -9,6 +9,7 @@ import os
 import random as _random
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -95,6 +96,9 @@ def load_handler(project: Path, function_dir: str) -> ModuleType:
     """Import ``functions/<dir>/app.py`` under a unique name (every function's module is ``app``)."""
     for key, value in POWERTOOLS_LOCAL_ENV.items():
         os.environ.setdefault(key, value)
+    # Metrics are off locally; Powertools still warns when a handler added none (a sealer's tick with nothing
+    # due), which means nothing here.
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     path = project / FUNCTIONS / function_dir / "app.py"
     name = f"nyanops_function_{function_dir}"
     if name in sys.modules:
