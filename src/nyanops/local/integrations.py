@@ -47,6 +47,9 @@ LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
 PROCESSING_ROOT = "/opt/ml/processing/"
 OUTPUT_TAIL_LINES = 30
+# What DescribeProcessingJob's FailureReason says when the container exits non-zero; the script's own
+# one-line reason travels in ExitMessage (/opt/ml/output/message).
+PROCESSING_FAILURE_REASON = "AlgorithmError: See job logs for more information"
 
 
 def function_arn(name: str) -> str:
@@ -355,8 +358,10 @@ class LocalSageMaker:
             job / "output.log", (lambda line: self.on_line(ctx.state_name, line)) if self.on_line else None
         )
         limit = ctx.timeout_seconds or (params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        out_dir = job / "output"  # stands in for the container's /opt/ml/output
+        out_dir.mkdir()
         started = _now()
-        status, reason = run_job(entry + args, job, self._env({}), limit, output, job / "processing")
+        status, reason = run_job(entry + args, job, self._env({"SM_OUTPUT_DIR": str(out_dir)}), limit, output, out_dir)
         ended = _now()
         describe = {
             "ProcessingJobName": name,
@@ -370,9 +375,11 @@ class LocalSageMaker:
             "ProcessingStartTime": started.isoformat(),
             "ProcessingEndTime": ended.isoformat(),
         }
+        exit_message = _exit_message(out_dir)
+        if exit_message is not None:
+            describe["ExitMessage"] = exit_message
         if status != "Completed":
-            describe["FailureReason"] = reason
-            describe["ExitMessage"] = reason
+            describe["FailureReason"] = PROCESSING_FAILURE_REASON if status == "Failed" else reason
             raise TaskFailed("States.TaskFailed", json.dumps(describe))
         for item in outputs:
             local = mapping[item["S3Output"]["LocalPath"].rstrip("/")]
@@ -423,6 +430,17 @@ def _failure_reason(output_dir: Path, output: JobOutput, code: int) -> str:
                 return f"AlgorithmError: {text}"[:1024]
     tail = "\n".join(line for line in output.tail[-8:] if line.strip())
     return f"AlgorithmError: exit code {code}\n{tail}"[:1024]
+
+
+def _exit_message(output_dir: Path) -> str | None:
+    """A processing job's ExitMessage: the first 1 KB of what the container wrote to /opt/ml/output/message.
+
+    SageMaker fills it on any terminal status; a processing job's FailureReason stays generic
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/byoc-metadata.html)."""
+    path = output_dir / "message"
+    if not path.is_file():
+        return None
+    return path.read_bytes()[:1024].decode("utf-8", errors="replace")
 
 
 def _gpu_count() -> int:
