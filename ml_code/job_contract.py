@@ -66,7 +66,7 @@ def env_path(*names: str, default: str | None = None) -> str | None:
     return default
 
 
-def in_container_default(container_path: str, local_fallback: str) -> str:
+def in_container_default(container_path: str, local_fallback: str | None) -> str | None:
     """``container_path`` when its parent exists (inside SageMaker), else ``local_fallback``."""
     return container_path if os.path.isdir(os.path.dirname(container_path.rstrip("/"))) else local_fallback
 

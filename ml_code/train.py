@@ -97,12 +97,8 @@ def _default(h: Hyperparameter):
         value = env_path(*h.env)
         if value is not None:
             return h.check(value) if h.type != "str" else value
-    if h.container_default:
-        fallback = h.local_default or None
-        chosen = in_container_default(h.container_default, fallback) if fallback else None
-        if fallback is None and os.path.isdir(os.path.dirname(h.container_default.rstrip("/"))):
-            chosen = h.container_default
-        return chosen
+    if h.container_default:  # inside SageMaker (its parent folder exists), else the local fallback or none
+        return in_container_default(h.container_default, h.local_default or None)
     return h.default
 
 

@@ -8,12 +8,13 @@ import json
 from typing import Any
 
 from nyanops.core.experiments import TrialRecord
+from nyanops.core.hyperparameters import MECHANICS_NAMES
 
 METRIC_COLUMNS = (("accuracy", "acc"), ("macro_precision", "prec"), ("macro_recall", "rec"), ("macro_f1", "f1"))
 BASE_COLUMNS = ("best", "when", "status", "dataset")
 TAIL_COLUMNS = ("duration", "trial", "comment")
-# Arguments that change how a job runs, not what it learns: never worth a comparison column.
-OPERATIONAL = {"workers", "num-gpus", "dry-run", "weights", "test-batch-size"}
+# Arguments that change how a job runs, not what it learns (the table's run mechanics): never a column.
+OPERATIONAL = MECHANICS_NAMES
 
 
 def differing_hyperparameters(records: list[TrialRecord]) -> list[str]:

@@ -49,6 +49,7 @@ class Hyperparameter:
     env: tuple[str, ...] = ()  # environment variables that supply the default (SageMaker's SM_*)
     container_default: str = ""  # path default inside a SageMaker container (its parent exists there)
     local_default: str = ""  # path default outside a container
+    allowed: str = ""  # how docs describe the allowed values when no range or choices say it
 
     @property
     def attr(self) -> str:
@@ -65,8 +66,8 @@ class Hyperparameter:
             return ", ".join(f"`{c}`" for c in self.choices)
         if self.type == "bool":
             return "true / false"
-        if self.minimum is None and self.maximum is None:
-            return "path" if self.type == "str" else ""
+        if self.allowed or (self.minimum is None and self.maximum is None):
+            return self.allowed or ("path" if self.type == "str" else "")
         low = _number(self.minimum)
         high = _number(self.maximum)
         text = f"> {low}, ≤ {high}" if self.exclusive_minimum else f"{low}..{high}"
@@ -159,7 +160,7 @@ TABLE: tuple[Hyperparameter, ...] = (
         "augment",
         "bool",
         True,
-        "mirrored views of the cached features while frozen; the seed's crop / flips / affine while fine-tuning",
+        "train on a random view of each image per epoch (see views); fine-tuning: the seed's crop / flips / affine",
     ),
     H("image-size", "int", 288, "network input side in pixels", 32, 1024),
     H(
@@ -262,8 +263,9 @@ TABLE: tuple[Hyperparameter, ...] = (
         "feature cache and per-epoch checkpoints; a restarted job resumes from them",
         role=MECHANICS,
         in_manifest=False,
+        env=("SM_CHECKPOINT_DIR",),
         container_default="/opt/ml/checkpoints",
-        default_text="/opt/ml/checkpoints in a container, else none",
+        default_text="SM_CHECKPOINT_DIR (the local runner), /opt/ml/checkpoints in a container, else none",
     ),
     H(
         "failure-file",
@@ -281,6 +283,7 @@ TABLE: tuple[Hyperparameter, ...] = (
         "content hash the train split was sealed with; a mismatch fails the job (empty = no check)",
         role=MECHANICS,
         in_manifest=False,
+        allowed="64 hex digits (sha256), or empty",
     ),
     H(
         "expected-val-hash",
@@ -289,6 +292,7 @@ TABLE: tuple[Hyperparameter, ...] = (
         "content hash the val split was sealed with; a mismatch fails the job (empty = no check)",
         role=MECHANICS,
         in_manifest=False,
+        allowed="64 hex digits (sha256), or empty",
     ),
 )
 

@@ -3,11 +3,13 @@
 - ``sagemaker:createTrainingJob.sync``: the real CreateTrainingJob request the state machine built
   (checked with botocore's own parameter validation) runs the code bundle's ``train.py`` as a
   subprocess under the SageMaker training contract (``SM_*`` variables, channels mapped to local
-  directories, hyperparameters as ``--name value``), enforces ``StoppingCondition``, applies the
+  directories, hyperparameters as ``--name value``, ``CheckpointConfig.S3Uri`` mapped to its bucket
+  folder and passed as ``SM_CHECKPOINT_DIR``), enforces ``StoppingCondition``, applies the
   ``MetricDefinitions`` regexes to its output, writes ``model.tar.gz`` where ``OutputDataConfig``
   asks, and returns a DescribeTrainingJob-shaped result.
 - ``sagemaker:createProcessingJob.sync``: likewise for ``evaluation.py``; the container paths of the
-  inputs/outputs are mapped to local directories and passed as ``--<input>-dir`` / ``--output-dir``.
+  inputs/outputs are mapped to local directories and passed as ``--<input>-dir`` / ``--output-dir``;
+  what the script writes to /opt/ml/output/message (``SM_OUTPUT_DIR``) comes back as ``ExitMessage``.
 - ``lambda:invoke``: the real handler module, in-process, with a Lambda context.
 - ``sns:publish``: the message goes to the console / log.
 """
@@ -223,6 +225,16 @@ class LocalSageMaker:
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
 
+    def _checkpoint_dir(self, params: dict[str, Any], job: Path) -> Path:
+        """Where /opt/ml/checkpoints lives locally: the bucket folder of ``CheckpointConfig.S3Uri``, so a
+        retried job finds what the failed attempt wrote (SageMaker syncs that folder with the S3 URI)."""
+        uri = (params.get("CheckpointConfig") or {}).get("S3Uri")
+        if not uri:
+            return job / "checkpoints"
+        folder = self.store.path(self._local_key(uri, "CheckpointConfig.S3Uri").rstrip("/"))
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def _job_dir(self, name: str) -> Path:
         d = self.jobs_dir / name
         if d.exists():
@@ -275,7 +287,7 @@ class LocalSageMaker:
                 "SM_HPS": json.dumps(user_hyper),
                 "SM_USER_ENTRY_POINT": program,
                 "SM_MODULE_DIR": submit,
-                "SM_CHECKPOINT_DIR": str(job / "checkpoints"),
+                "SM_CHECKPOINT_DIR": str(self._checkpoint_dir(params, job)),
                 **{f"SM_CHANNEL_{c.upper()}": p for c, p in channels.items()},
                 **{f"SM_HP_{k.upper().replace('-', '_')}": v for k, v in user_hyper.items()},
             }
