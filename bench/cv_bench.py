@@ -149,9 +149,15 @@ class Features:
         views = tuple(dict.fromkeys(member.train_views + member.score_views))
         key = (member.arch, member.size, views)
         if key not in self.cache:
-            self.cache[key] = cached_features(self.data, member.arch, member.size, stored_size(member.size), list(views))
+            self.cache[key] = cached_features(
+                self.data, member.arch, member.size, stored_size(member.size), list(views)
+            )
         pool, feats = self.cache[key]
-        return pool, feats[[views.index(v) for v in member.train_views]], feats[[views.index(v) for v in member.score_views]]
+        return (
+            pool,
+            feats[[views.index(v) for v in member.train_views]],
+            feats[[views.index(v) for v in member.score_views]],
+        )
 
 
 def fold_scores(recipe: Recipe, features: Features, task: Task, folds, seed: int = 0) -> list[float]:
@@ -197,7 +203,9 @@ def test_split_run(data: Path, seed: int, tmp: str) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("NYANOPS_SAMPLE_DATA", ROOT.parent / "shared/datasets/cats-dev"))
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("NYANOPS_SAMPLE_DATA", ROOT.parent / "shared/datasets/cats-dev")),
     )
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5)
@@ -217,29 +225,44 @@ def main(argv=None) -> int:
         n_train, n_test = len(folds[0][0]), len(folds[0][1])
         base = fold_scores(recipe, features, task, folds)
         mean, low, high = corrected_interval(base, n_train, n_test)
-        entry = {"classes": task.classes, "counts": torch.bincount(task.labels).tolist(), "default": {
-            "macro_f1_mean": mean, "ci95": [low, high], "folds": base}}
-        print(f"{task.name}: default recipe macro-F1 {mean:.4f} (95 % interval {low:.4f}..{high:.4f}), "
-              f"{args.repeats}x{args.folds}-fold CV over {len(task.labels)} photos", flush=True)
+        entry = {
+            "classes": task.classes,
+            "counts": torch.bincount(task.labels).tolist(),
+            "default": {"macro_f1_mean": mean, "ci95": [low, high], "folds": base},
+        }
+        print(
+            f"{task.name}: default recipe macro-F1 {mean:.4f} (95 % interval {low:.4f}..{high:.4f}), "
+            f"{args.repeats}x{args.folds}-fold CV over {len(task.labels)} photos",
+            flush=True,
+        )
         if args.candidates:
             entry["candidates"] = {}
             for name, make in CANDIDATES.items():
                 scores = fold_scores(make(), features, task, folds)
                 c_mean, c_low, c_high = corrected_interval(scores, n_train, n_test)
                 d_mean, d_low, d_high = paired_difference(scores, base, n_train, n_test)
-                entry["candidates"][name] = {"macro_f1_mean": c_mean, "ci95": [c_low, c_high],
-                                             "diff_vs_default": [d_mean, d_low, d_high]}
-                print(f"  {name}: {c_mean:.4f} ({c_low:.4f}..{c_high:.4f}); vs default {d_mean:+.4f} "
-                      f"({d_low:+.4f}..{d_high:+.4f})", flush=True)
+                entry["candidates"][name] = {
+                    "macro_f1_mean": c_mean,
+                    "ci95": [c_low, c_high],
+                    "diff_vs_default": [d_mean, d_low, d_high],
+                }
+                print(
+                    f"  {name}: {c_mean:.4f} ({c_low:.4f}..{c_high:.4f}); vs default {d_mean:+.4f} "
+                    f"({d_low:+.4f}..{d_high:+.4f})",
+                    flush=True,
+                )
         results["tasks"][task.name] = entry
     results["cv_seconds"] = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         results["test_split"] = [test_split_run(args.data, seed, tmp) for seed in args.seeds]
     for run in results["test_split"]:
-        print(f"test split (train.py on train+val, evaluation.py on test), seed {run['seed']}: macro-F1 "
-              f"{run['test_macro_f1']:.4f}; internal estimate {(run['internal_estimate'] or {}).get('macro_f1')}; "
-              f"train {run['train_wall_s']:.1f} s / {run['train_peak_rss_mib']:.0f} MiB peak, evaluate "
-              f"{run['eval_wall_s']:.1f} s / {run['eval_peak_rss_mib']:.0f} MiB peak", flush=True)
+        print(
+            f"test split (train.py on train+val, evaluation.py on test), seed {run['seed']}: macro-F1 "
+            f"{run['test_macro_f1']:.4f}; internal estimate {(run['internal_estimate'] or {}).get('macro_f1')}; "
+            f"train {run['train_wall_s']:.1f} s / {run['train_peak_rss_mib']:.0f} MiB peak, evaluate "
+            f"{run['eval_wall_s']:.1f} s / {run['eval_peak_rss_mib']:.0f} MiB peak",
+            flush=True,
+        )
     results["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

@@ -183,7 +183,10 @@ def load_data(args: argparse.Namespace) -> TrainingData:
             f"--num-classes {args.num_classes} does not match the {len(class_names)} class folders in "
             f"{train_dir} ({', '.join(class_names)}); fix the hyperparameter or the folders (0 = take from folders)"
         )
-    files = {"train": scan_split(train_dir, class_names, args.workers), "val": scan_split(val_dir, class_names, args.workers)}
+    files = {
+        "train": scan_split(train_dir, class_names, args.workers),
+        "val": scan_split(val_dir, class_names, args.workers),
+    }
     verify_split(files["train"], "train", args.expected_train_hash)
     verify_split(files["val"], "val", args.expected_val_hash)
     side = stored_size(args.image_size)
@@ -527,7 +530,9 @@ def fine_tune(model, data: TrainingData, recipe: Recipe, args, device, generator
     head = classifier_of(model)
     lr = args.lr * BACKBONE_LR_FACTOR
     optimizer = torch.optim.SGD(
-        [{"params": list(backbone_parameters(model))}, {"params": list(head.parameters())}], lr=lr, momentum=args.momentum
+        [{"params": list(backbone_parameters(model))}, {"params": list(head.parameters())}],
+        lr=lr,
+        momentum=args.momentum,
     )
     steps = (recipe.epochs - recipe.freeze_epochs) * -(-len(labels) // args.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     stale = [path for path, text in rendered().items() if text != path.read_text(encoding="utf-8")]
     if args.check:
         for path in stale:
-            print(f"{path.relative_to(ROOT)}: hyperparameter table out of date; run python scripts/hyperparameter_docs.py")
+            print(
+                f"{path.relative_to(ROOT)}: hyperparameter table out of date; run python scripts/hyperparameter_docs.py"
+            )
         return 1 if stale else 0
     for path, text in rendered().items():
         path.write_text(text, encoding="utf-8")

@@ -122,8 +122,12 @@ def test_terminal_redraws_the_status_line_for_each_progress_line(clock: FakeCloc
     progress = Progress(out, interactive=True)
     progress.state_entered("Evaluate", "Task", {})
     progress.job_line("Evaluate", "progress: scoring 64/160 images, 7.0 images/s, ETA 0:14")
-    frame = out.getvalue().split("\r\033[K")[-1]
-    assert frame == "  Evaluate scoring 64/160 images, 7.0 images/s, ETA 0:14"
+    clock.now += 65
+    progress.job_line("Evaluate", "progress: scoring 64/160 images, 7.0 images/s, ETA 0:14")
+    progress.state_exited("Evaluate", {})
+    frames = out.getvalue().split("\r\033[K")
+    assert frames[-2] == "  Evaluate scoring 64/160 images, 7.0 images/s, ETA 0:14  [1:05]"
+    assert frames[-1].startswith("  Evaluate       done in")
 
 
 def test_pipe_gets_occasional_progress_lines_not_a_flood(clock: FakeClock) -> None:
@@ -137,3 +141,21 @@ def test_pipe_gets_occasional_progress_lines_not_a_flood(clock: FakeClock) -> No
     assert 390 / PLAIN_INTERVAL <= len(lines) <= 390 / PLAIN_INTERVAL + 2
     assert lines[-1].strip().startswith("Train features 390/390 images")
     assert "\r" not in out.getvalue()
+
+
+def test_the_terminal_status_line_ticks_while_a_job_is_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress_module, "TICK_SECONDS", 0.01)
+    out = io.StringIO()
+    progress = Progress(out, interactive=True)
+    progress.state_entered("Train", "Task", {})
+    progress.job_line("Train", "progress: decode 5/390 images, 18.7 images/s, ETA 0:21")
+    import time
+
+    deadline = time.monotonic() + 5
+    while out.getvalue().count("decode 5/390") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    progress.state_exited("Train", {})
+    assert out.getvalue().count("decode 5/390") >= 3  # redrawn without new job output
+    count = out.getvalue().count("\r")
+    time.sleep(0.05)
+    assert out.getvalue().count("\r") == count  # the ticker stopped with the state

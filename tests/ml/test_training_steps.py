@@ -100,8 +100,7 @@ def test_checkpoints_of_other_settings_or_data_are_ignored_with_a_log_line(tmp_p
 
 def _independent_split_hash(root: Path) -> str:
     lines = sorted(
-        f"{p.relative_to(root).as_posix()}\0{hashlib.sha256(p.read_bytes()).hexdigest()}\n"
-        for p in root.rglob("*.jpg")
+        f"{p.relative_to(root).as_posix()}\0{hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in root.rglob("*.jpg")
     )
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
@@ -123,16 +122,35 @@ def test_jobs_refuse_a_split_that_differs_from_the_sealed_dataset(tmp_path, caps
     data = _splits(tmp_path / "data", per_class=2)
     sealed = {s: _independent_split_hash(data / s) for s in ("train", "val", "test")}
     out_dir = tmp_path / "out"
-    assert train.main(
-        _args(data, tmp_path / "m", "--dry-run", "true", "--expected-train-hash", sealed["train"],
-              "--expected-val-hash", "sha256:" + sealed["val"])
-    ) == 0
+    assert (
+        train.main(
+            _args(
+                data,
+                tmp_path / "m",
+                "--dry-run",
+                "true",
+                "--expected-train-hash",
+                sealed["train"],
+                "--expected-val-hash",
+                "sha256:" + sealed["val"],
+            )
+        )
+        == 0
+    )
     capsys.readouterr()
     (data / "val" / "other" / "img0.jpg").write_bytes((data / "val" / "bengal" / "img0.jpg").read_bytes())
     failure = tmp_path / "failure"
     code = train.main(
-        _args(data, tmp_path / "m2", "--expected-train-hash", sealed["train"], "--expected-val-hash", sealed["val"],
-              "--failure-file", str(failure))
+        _args(
+            data,
+            tmp_path / "m2",
+            "--expected-train-hash",
+            sealed["train"],
+            "--expected-val-hash",
+            sealed["val"],
+            "--failure-file",
+            str(failure),
+        )
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
@@ -161,9 +179,12 @@ def test_jobs_refuse_a_split_that_differs_from_the_sealed_dataset(tmp_path, caps
 def test_training_and_evaluation_report_progress_in_the_documented_format(tmp_path, capsys):
     data = _splits(tmp_path / "data", per_class=2)
     assert train.main(_args(data, tmp_path / "m", "--epochs", "2")) == 0
-    assert evaluation.main(
-        ["--model-dir", str(tmp_path / "m"), "--test-dir", str(data / "test"), "--output-dir", str(tmp_path / "e")]
-    ) == 0
+    assert (
+        evaluation.main(
+            ["--model-dir", str(tmp_path / "m"), "--test-dir", str(data / "test"), "--output-dir", str(tmp_path / "e")]
+        )
+        == 0
+    )
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("progress:")]
     parsed = [parse_progress(line) for line in lines]
     assert all(parsed), lines
@@ -226,9 +247,12 @@ def test_predictor_scores_exactly_as_evaluation(tmp_path, capsys):
 
     data = _splits(tmp_path / "data", per_class=2)
     assert train.main(_args(data, tmp_path / "m", "--epochs", "2")) == 0
-    assert evaluation.main(
-        ["--model-dir", str(tmp_path / "m"), "--test-dir", str(data / "test"), "--output-dir", str(tmp_path / "e")]
-    ) == 0
+    assert (
+        evaluation.main(
+            ["--model-dir", str(tmp_path / "m"), "--test-dir", str(data / "test"), "--output-dir", str(tmp_path / "e")]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "e" / "evaluation.json").read_text())
     archive = tmp_path / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

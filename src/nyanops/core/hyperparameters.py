@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 # The most classes one model supports end to end (num-classes' range; the pipeline checks datasets too).
 MAX_CLASSES = 1000
@@ -38,8 +38,8 @@ class Hyperparameter:
     type: str  # "int", "float", "bool" or "str"
     default: Any  # None: resolved at run time (see ``default_text``)
     help: str  # one line
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
+    minimum: float | None = None
+    maximum: float | None = None
     exclusive_minimum: bool = False  # (minimum, maximum] instead of [minimum, maximum]
     choices: tuple[str, ...] = ()
     role: str = RECIPE
@@ -302,7 +302,9 @@ MECHANICS_NAMES: frozenset[str] = frozenset(h.name for h in TABLE if h.role == M
 MANIFEST_NAMES: tuple[str, ...] = tuple(h.name for h in TABLE if h.in_manifest)
 # What train.py records with the model (and so with the trial): everything but paths and hashes.
 RECORDED_NAMES: tuple[str, ...] = tuple(
-    h.name for h in TABLE if h.role == RECIPE or h.name in ("test-batch-size", "workers", "num-gpus", "dry-run", "weights")
+    h.name
+    for h in TABLE
+    if h.role == RECIPE or h.name in ("test-batch-size", "workers", "num-gpus", "dry-run", "weights")
 )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
@@ -66,7 +66,7 @@ def _field(h: hyperparameters.Hyperparameter) -> tuple[Any, Any]:
     if h.maximum is not None:
         bounds["le"] = h.maximum if h.type == "float" else int(h.maximum)
     alias = h.name if h.name != h.attr else None
-    return (Optional[kind], Field(default=None, alias=alias, description=h.help, **bounds))
+    return (kind | None, Field(default=None, alias=alias, description=h.help, **bounds))
 
 
 # Built from the one hyperparameter table (nyanops.core.hyperparameters): the manifest accepts exactly

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -24,6 +25,7 @@ PROGRESS_RE = re.compile(
     r"(?P<rate>[0-9.]+) [a-z]+/s, ETA (?P<eta>\d+:\d\d)$"
 )
 PLAIN_INTERVAL = 15.0  # seconds between plain progress lines when output is not a terminal
+TICK_SECONDS = 1.0  # a terminal's status line shows the state's elapsed time, redrawn this often
 
 
 def parse_progress(line: str) -> dict[str, Any] | None:
@@ -62,20 +64,46 @@ class Progress(NullListener):
         self._line_open = False
         self._job: dict[str, Any] | None = None  # the last progress line's fields
         self._plain_at = -float("inf")
+        self._status_text = ""  # the status line without its clock
+        self._lock = threading.Lock()  # job output arrives on the runner's thread, the ticker has its own
+        self._ticking: threading.Event | None = None
 
     # -- output helpers ----------------------------------------------------------------------------
     def _print(self, text: str) -> None:
-        if self._line_open:
-            self.out.write("\r\033[K")
-            self._line_open = False
-        self.out.write(text + "\n")
-        self.out.flush()
+        with self._lock:
+            if self._line_open:
+                self.out.write("\r\033[K")
+                self._line_open = False
+            self.out.write(text + "\n")
+            self.out.flush()
 
     def _status(self, text: str) -> None:
         if self.interactive:
-            self.out.write("\r\033[K" + text)
-            self.out.flush()
-            self._line_open = True
+            with self._lock:
+                self._status_text = text
+                elapsed = _clock(time.monotonic() - self._state_started)
+                self.out.write(f"\r\033[K{text}  [{elapsed}]")
+                self.out.flush()
+                self._line_open = True
+
+    def _tick(self, stop: threading.Event) -> None:
+        """Redraw the status line with the state's elapsed time, so it never sits still on a terminal."""
+        while not stop.wait(TICK_SECONDS):
+            with self._lock:
+                open_line = self._line_open
+            if open_line:
+                self._status(self._status_text)
+
+    def _start_ticking(self) -> None:
+        self._stop_ticking()
+        if self.interactive:
+            self._ticking = threading.Event()
+            threading.Thread(target=self._tick, args=(self._ticking,), name="progress-tick", daemon=True).start()
+
+    def _stop_ticking(self) -> None:
+        if self._ticking is not None:
+            self._ticking.set()
+            self._ticking = None
 
     # -- the listener ------------------------------------------------------------------------------
     def execution_started(self, name: str, input: Any) -> None:
@@ -87,8 +115,11 @@ class Progress(NullListener):
         self._job, self._plain_at = None, -float("inf")
         if state_type in ("Task", "Fail"):
             self._status(f"  {state_name} ...")
+            if state_type == "Task":
+                self._start_ticking()
 
     def state_exited(self, state_name: str, output: Any) -> None:
+        self._stop_ticking()
         took = time.monotonic() - self._state_started
         self._print(f"  {state_name:<14} done in {took:6.1f} s")
 
@@ -96,15 +127,19 @@ class Progress(NullListener):
         self._print(f"  {state_name:<14} {error}; retry {attempt} in {delay_seconds:.1f} s")
 
     def state_caught(self, state_name: str, error: str, next_state: str) -> None:
+        self._stop_ticking()
         self._print(f"  {state_name:<14} failed with {error} -> {next_state}")
 
     def execution_succeeded(self, output: Any) -> None:
+        self._stop_ticking()
         self._print("  SUCCEEDED")
 
     def execution_failed(self, error: str | None, cause: str | None) -> None:
+        self._stop_ticking()
         self._print(f"  FAILED: {error}: {cause}")
 
     def execution_aborted(self, reason: str) -> None:
+        self._stop_ticking()
         self._print(f"  INTERRUPTED: {reason}")
 
     # -- job output --------------------------------------------------------------------------------
