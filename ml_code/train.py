@@ -412,6 +412,7 @@ def fit_classifier(
         generator.set_state(saved["generator"])
         training.history = saved["history"]
         training.kept = Kept(**saved["kept"])
+        training.internal_estimate = saved["internal_estimate"]
         start = saved["epoch"] + 1
         print(f"checkpoint: resumed after epoch {saved['epoch']}/{recipe.freeze_epochs} of the classifier", flush=True)
     progress = Progress("epochs", recipe.freeze_epochs, unit="epochs")
@@ -454,6 +455,7 @@ def fit_classifier(
                 "generator": generator.get_state(),
                 "history": training.history,
                 "kept": training.kept.__dict__,
+                "internal_estimate": training.internal_estimate,
             },
         )
         progress.advance()
