@@ -7,7 +7,8 @@ hyperparameters (the default recipe) through `nyanops run MANIFEST --wait` on a 
 CLI draws its redrawn status line as a person would see it. Every write of the terminal output is
 time-stamped; the status line "changes" when a state line is printed or the redrawn text differs from
 the one before. Reports the longest gap between two changes (and where it happened) from the first
-state to the end of the run. Target (issue 9): never more than 5 s.
+state to the end of the run, and the same ignoring the elapsed-time clock (the longest time without news
+from the job: a new progress, epoch or state line). Target (issue 9): never more than 5 s.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FRAME = re.compile(r"\r\x1b\[K")
+CLOCK = re.compile(r"  \[\d+:\d\d\]$")  # the state's elapsed time the status line ends with
 
 
 def screen_changes(chunks: list[tuple[float, str]]) -> list[tuple[float, str]]:
@@ -100,11 +102,20 @@ def main() -> int:
         wall = time.monotonic() - started
     changes = screen_changes(chunks)
     gap, before = longest_gap(changes)
+    # The same without the elapsed-time clock: how long the status line went without news from the job.
+    news: list[tuple[float, str]] = []
+    for at, text in changes:
+        text = CLOCK.sub("", text)
+        if not news or news[-1][1] != text:
+            news.append((at, text))
+    news_gap, news_before = longest_gap(news)
     result = {
         "wall_s": round(wall, 1),
         "status_changes": len(changes),
         "longest_unchanged_s": round(gap, 2),
         "unchanged_after": before,
+        "longest_without_job_news_s": round(news_gap, 2),
+        "without_news_after": news_before,
         "load_average_at_start": [round(v, 2) for v in load],
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
     }

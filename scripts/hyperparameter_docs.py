@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from nyanops.core import hyperparameters as hp  # noqa: E402
 
 DOCS = {
-    ROOT / "docs" / "manifest.md": lambda: hp.markdown_table(hp.manifest_rows()),
+    ROOT / "docs" / "manifest.md": lambda: hp.markdown_table(hp.manifest_rows(), manifest=True),
     ROOT / "ml_code" / "README.md": lambda: hp.markdown_table(hp.TABLE, roles=True),
 }
 

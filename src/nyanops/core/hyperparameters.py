@@ -60,8 +60,8 @@ class Hyperparameter:
     def compared(self) -> bool:
         return self.role == RECIPE
 
-    def allowed_text(self) -> str:
-        """The allowed values in words, as the docs show them."""
+    def allowed_text(self, manifest: bool = False) -> str:
+        """The allowed values in words, as the docs show them (``manifest``: without train.py's 0 sentinel)."""
         if self.choices:
             return ", ".join(f"`{c}`" for c in self.choices)
         if self.type == "bool":
@@ -71,7 +71,7 @@ class Hyperparameter:
         low = _number(self.minimum)
         high = _number(self.maximum)
         text = f"> {low}, ≤ {high}" if self.exclusive_minimum else f"{low}..{high}"
-        return f"0 ({self.zero_means}) or {text}" if self.zero_means else text
+        return f"0 ({self.zero_means}) or {text}" if self.zero_means and not manifest else text
 
     def default_shown(self) -> str:
         if self.default_text:
@@ -317,12 +317,13 @@ def manifest_rows() -> list[Hyperparameter]:
     return [h for h in TABLE if h.in_manifest]
 
 
-def markdown_table(rows: Iterable[Hyperparameter], *, roles: bool = False) -> str:
-    """The docs' table (name, type, allowed, default, meaning[, role]) as GitHub markdown."""
+def markdown_table(rows: Iterable[Hyperparameter], *, roles: bool = False, manifest: bool = False) -> str:
+    """The docs' table (name, type, allowed, default, meaning[, role]) as GitHub markdown; ``manifest``:
+    the values a manifest accepts (no train.py-only sentinels)."""
     head = ["name", "type", "allowed", "default", "meaning"] + (["role"] if roles else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for h in rows:
-        cells = [f"`{h.name}`", h.type, h.allowed_text(), h.default_shown(), h.help]
+        cells = [f"`{h.name}`", h.type, h.allowed_text(manifest), h.default_shown(), h.help]
         if roles:
             cells.append(h.role if h.in_manifest or h.role == RECIPE else f"{h.role} (not in manifests)")
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
