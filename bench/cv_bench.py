@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "ml_code"))
 import torch  # noqa: E402
 from cv_stats import corrected_interval, paired_difference, stratified_folds  # noqa: E402
 from feature_cache import OUT, Pool, cached_features  # noqa: E402
-from head import HeadRecipe, fit, probabilities  # noqa: E402
+from head import HeadRecipe, fit, probabilities, single_thread  # noqa: E402
 from hyperparameters import defaults  # noqa: E402
 from image_data import stored_size  # noqa: E402
 from ml_bench import evaluate as run_evaluation  # noqa: E402
@@ -175,7 +175,8 @@ def fold_scores(recipe: Recipe, features: Features, task: Task, folds, seed: int
             if recipe.standardize:
                 mean, std = x_tr.mean((0, 1)), x_tr.std((0, 1)) + 1e-6
                 x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
-            head = fit(x_tr, task.labels[tr], classes, recipe.head, torch.Generator().manual_seed(seed * 1000 + f))
+            with single_thread():
+                head = fit(x_tr, task.labels[tr], classes, recipe.head, torch.Generator().manual_seed(seed * 1000 + f))
             probs += probabilities(head, x_te)
         scores.append(float(f1_score(task.labels[te].numpy(), probs.argmax(1).numpy(), average="macro")))
     return scores

@@ -36,7 +36,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-dir", default="/opt/ml/processing/model", help="model.tar.gz or model.pth + meta")
     p.add_argument("--test-dir", default="/opt/ml/processing/test", help="ImageFolder root of the test split")
     p.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
-    p.add_argument("--batch-size", type=bounded(int, 1, 1024), default=64, metavar="N")
+    p.add_argument(
+        "--batch-size",
+        type=bounded(int, 1, 1024),
+        default=16,
+        metavar="N",
+        help="images per scoring batch (a progress line per batch; larger batches need more memory)",
+    )
     p.add_argument("--workers", type=bounded(int, 0, 64), default=0, help="decoding threads; 0 = CPU count")
     p.add_argument("--num-gpus", type=bounded(int, 0, 64), default=None, help="0 = CPU even if a GPU exists")
     p.add_argument(

@@ -9,7 +9,8 @@ cross-validation estimate, and the benchmark's folds (bench/cv_bench.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,18 @@ class HeadRecipe:
     lr: float
     momentum: float
     batch_size: int
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """One CPU thread while it lasts: a linear head's tiny steps are ~10x slower when two threads contend
+    with other work (measured on a busy 2-core machine); the feature passes keep all threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def new_head(features: int, classes: int, generator: torch.Generator) -> nn.Linear:

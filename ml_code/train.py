@@ -53,7 +53,7 @@ from backbones import (
 )
 from checkpoints import Checkpoints, code_hash
 from features import view_features
-from head import HeadRecipe, new_head, probabilities, score, train_epoch
+from head import HeadRecipe, new_head, probabilities, score, single_thread, train_epoch
 from hyperparameters import BY_NAME, RECORDED_NAMES, TABLE, Hyperparameter
 from image_data import (
     ImageSet,
@@ -683,7 +683,10 @@ def run(args: argparse.Namespace) -> dict:
     if recipe.freeze_epochs:
         set_backbone_trainable(model, False)
         feats = compute_features(model, data, recipe, args, device, checkpoints)
-    training = fit_classifier(model, feats, data, recipe, generator, checkpoints, device) if feats else Training()
+    training = Training()
+    if feats is not None:
+        with single_thread():
+            training = fit_classifier(model, feats, data, recipe, generator, checkpoints, device)
     training = fine_tune(model, data, recipe, args, device, generator, checkpoints, training)
     kept = "last epoch" if data.merged else "best epoch"
     print(f"{kept} {training.kept.epoch}: val Acc {training.kept.val_acc:.4f}", flush=True)

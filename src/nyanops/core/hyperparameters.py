@@ -181,7 +181,7 @@ TABLE: tuple[Hyperparameter, ...] = (
     H("tta", "bool", True, "scoring (val, evaluation, inference) averages the class probabilities of all views"),
     H("seed", "int", 0, "seed for initialisation, shuffling and augmentation", 0, 2**31 - 1),
     # -- run mechanics -------------------------------------------------------------------------------
-    H("test-batch-size", "int", 64, "batch size of the feature / scoring passes", 1, 1024, role=MECHANICS),
+    H("test-batch-size", "int", 16, "batch size of the feature / scoring passes", 1, 1024, role=MECHANICS),
     H("workers", "int", 0, "image decoding threads (0 = CPU count)", 0, 64, role=MECHANICS),
     H(
         "num-gpus",
