@@ -41,7 +41,9 @@ test-ml: $(VENV_ML)/.done  ## training / evaluation / local end-to-end tests (to
 	$(VENV_ML)/bin/pytest -m "ml or e2e" -q tests
 
 bench: $(VENV_ML)/.done $(VENV)/.done $(VENV_SAM)/.done  ## benchmarks; figures go to docs/benchmarks.md
+	$(VENV_ML)/bin/python bench/cv_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev}
 	$(VENV_ML)/bin/python bench/ml_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev} --seeds 0 1 2
+	$(VENV_ML)/bin/python bench/progress_gap.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev}
 	$(VENV_ML)/bin/python bench/local_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev} --demo
 	$(VENV)/bin/python bench/lambda_bench.py --sam $(VENV_SAM)/bin/sam
 

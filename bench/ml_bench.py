@@ -133,10 +133,10 @@ def naive_train(data: Path, model_dir: str, seed: int) -> dict:
         correct = 0
         with torch.no_grad():
             for x, y in loader(val, False, args.test_batch_size):
-                logits = model(x)
+                probs = model(x).softmax(1)
                 if args.tta:
-                    logits = recipe.flip_average(logits, model(x.flip(-1)))
-                correct += int((logits.argmax(1) == y).sum())
+                    probs = (probs + model(x.flip(-1)).softmax(1)) / 2
+                correct += int((probs.argmax(1) == y).sum())
         acc = correct / len(val)
         keep = epoch == args.epochs if args.fit_on == "train+val" else acc > best
         if keep:

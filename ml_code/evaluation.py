@@ -6,8 +6,10 @@ ImageFolder root ``<class>/<image>`` with exactly the model's classes. Output in
 /opt/ml/processing/evaluation): ``evaluation.json`` (schema in evaluation_report.py),
 ``confusion_matrix.png`` and ``misclassified.json`` (the same list as in evaluation.json).
 
-The model is rebuilt from model_meta.json (architecture, classes, image size, normalization) and
-model.pth alone: no pretrained weights and no network are needed.
+The model is loaded and scored by inference.py (rebuilt from model_meta.json and model.pth alone: no
+pretrained weights, no network; the same views as in training). Progress lines (job_progress.py) report
+decoding and scoring. A failure's one-line reason goes to /opt/ml/output/message, which a processing job
+returns as DescribeProcessingJob's ExitMessage.
 """
 
 from __future__ import annotations
@@ -16,20 +18,16 @@ import argparse
 import json
 import os
 import sys
-import tarfile
-import tempfile
 import time
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-from backbones import ARCHITECTURES, build_model
 from evaluation_report import CONFUSION_MATRIX_PNG, build_evaluation_report
-from image_data import check_same_classes, find_classes, load_image_set
-from job_contract import InputError, bounded, run_job
-from train import META_FILE, WEIGHTS_FILE, predict_logits, select_device
+from image_data import check_same_classes, decode_split, find_classes, scan_split, verify_split
+from inference import Predictor, select_device
+from job_contract import PROCESSING_REASON_FILE, bounded, run_job
+from job_progress import Progress
 
-MODEL_ARCHIVE = "model.tar.gz"
 MISCLASSIFIED_JSON = "misclassified.json"
 
 
@@ -38,10 +36,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-dir", default="/opt/ml/processing/model", help="model.tar.gz or model.pth + meta")
     p.add_argument("--test-dir", default="/opt/ml/processing/test", help="ImageFolder root of the test split")
     p.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
-    p.add_argument("--batch-size", type=bounded(int, 1, 1024), default=64, metavar="N")
+    p.add_argument(
+        "--batch-size",
+        type=bounded(int, 1, 1024),
+        default=16,
+        metavar="N",
+        help="images per scoring batch (a progress line per batch; larger batches need more memory)",
+    )
     p.add_argument("--workers", type=bounded(int, 0, 64), default=0, help="decoding threads; 0 = CPU count")
     p.add_argument("--num-gpus", type=bounded(int, 0, 64), default=None, help="0 = CPU even if a GPU exists")
-    p.add_argument("--failure-file", default=None, help="where to write the one-line failure reason")
+    p.add_argument(
+        "--expected-test-hash",
+        default="",
+        metavar="HEX",
+        help="content hash the test split was sealed with; a mismatch fails the job (empty = no check)",
+    )
+    p.add_argument(
+        "--failure-file",
+        default=None,
+        help="where to write the one-line failure reason (default: SM_OUTPUT_DIR/message, or "
+        "/opt/ml/output/message in a container: DescribeProcessingJob's ExitMessage)",
+    )
     return p.parse_args(argv)
 
 
@@ -112,84 +127,22 @@ def render_confusion_matrix(matrix, class_names, path: str, title: str = "") -> 
     plt.close(fig)
 
 
-def locate_model(model_dir: str, scratch: str) -> str:
-    """The folder holding model.pth + model_meta.json: ``model_dir`` itself or its extracted model.tar.gz."""
-    if os.path.isfile(model_dir) and model_dir.endswith(".tar.gz"):
-        archive = model_dir
-    elif os.path.isfile(os.path.join(model_dir, WEIGHTS_FILE)):
-        return model_dir
-    elif os.path.isfile(os.path.join(model_dir, MODEL_ARCHIVE)):
-        archive = os.path.join(model_dir, MODEL_ARCHIVE)
-    else:
-        raise InputError(
-            f"{model_dir}: no {MODEL_ARCHIVE} or {WEIGHTS_FILE} found; point --model-dir at train.py's model output"
-        )
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(scratch, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise InputError(f"{archive}: cannot extract ({exc}); the model archive is damaged, rerun training") from None
-    for folder, _, files in os.walk(scratch):
-        if WEIGHTS_FILE in files:
-            return folder
-    raise InputError(f"{archive}: contains no {WEIGHTS_FILE}; it was not written by train.py")
-
-
-def load_trained_model(folder: str) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the network from model_meta.json and load model.pth (CPU)."""
-    meta_path = os.path.join(folder, META_FILE)
-    try:
-        with open(meta_path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{meta_path}: missing; train.py writes it next to {WEIGHTS_FILE}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{meta_path}: not valid JSON ({exc})") from None
-    for key in ("arch", "class_names", "image_size", "normalization"):
-        if key not in meta:
-            raise InputError(f"{meta_path}: field {key!r} missing; retrain with the current train.py")
-    if meta["arch"] not in ARCHITECTURES:
-        raise InputError(f"{meta_path}: unknown arch {meta['arch']!r}; expected one of {', '.join(ARCHITECTURES)}")
-    model = build_model(meta["arch"], len(meta["class_names"]), pretrained=False)
-    weights_path = os.path.join(folder, WEIGHTS_FILE)
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as exc:
-        raise InputError(
-            f"{weights_path}: does not match {meta['arch']} in {META_FILE} ({' '.join(str(exc).split())[:200]})"
-        ) from None
-    model.eval()
-    return model, meta
-
-
 def run(args: argparse.Namespace) -> dict:
     """Evaluate and write evaluation.json, confusion_matrix.png, misclassified.json; return the report."""
     t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        model, meta = load_trained_model(locate_model(args.model_dir, scratch))
-    class_names = meta["class_names"]
+    predictor = Predictor.load(args.model_dir, select_device(args.num_gpus))
+    meta, class_names = predictor.meta, predictor.class_names
     test_classes = find_classes(args.test_dir, "test")
     check_same_classes({"model": class_names, "test": test_classes})
-    device = select_device(args.num_gpus)
-    model.to(device, memory_format=torch.channels_last)
 
     t0 = time.perf_counter()
-    side = int(meta.get("stored_size") or meta["image_size"])
-    test_set = load_image_set(args.test_dir, class_names, side, args.workers)
+    files = scan_split(args.test_dir, class_names, args.workers)
+    verify_split(files, "test", args.expected_test_hash)
+    test_set = decode_split(files, predictor.stored_size, args.workers, Progress("decode", len(files)).advance)
     load_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    logits = predict_logits(
-        model,
-        test_set,
-        image_size=meta["image_size"],
-        norm=meta["normalization"],
-        device=device,
-        batch_size=args.batch_size,
-        tta=bool(meta.get("tta", False)),
-    )
+    probabilities = predictor.predict(test_set.images, args.batch_size, Progress("scoring", len(test_set)).advance)
     predict_seconds = time.perf_counter() - t0
-    probabilities = logits.softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)
     y_true, y_pred = test_set.labels.tolist(), predicted.tolist()
 
@@ -233,7 +186,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_job(run, parse_args, argv)
+    return run_job(run, parse_args, argv, reason_file=PROCESSING_REASON_FILE)
 
 
 if __name__ == "__main__":

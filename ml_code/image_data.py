@@ -7,15 +7,15 @@ tensors in batches every epoch instead of decoding JPEGs again.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
+from content_identity import combined_hash, file_hash, short, split_hash
 from job_contract import InputError
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.nn import functional as F
@@ -130,6 +130,20 @@ def decode_image(data: bytes, path: str, side: int) -> torch.Tensor:
 
 
 @dataclass
+class SplitFiles:
+    """The image files of one split, read and hashed but not decoded: enough to check the dataset identity."""
+
+    root: str
+    class_names: list[str]
+    items: list[tuple[str, int]]  # (path relative to root, class index), sorted as list_images sorts
+    file_hashes: list[str]
+    content_hash: str  # content_identity.split_hash of the files
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
 class ImageSet:
     """Decoded images of one split: ``images`` uint8 (N, 3, S, S), ``labels`` int64 (N,)."""
 
@@ -144,42 +158,78 @@ class ImageSet:
         return len(self.paths)
 
 
-def load_image_set(root: str, class_names: Sequence[str], side: int, workers: int = 0) -> ImageSet:
-    """Read, hash and decode every image under ``root`` (threads: PIL decodes without the GIL)."""
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read file ({exc.strerror}); check permissions") from None
+
+
+def _threads(workers: int) -> int:
+    return workers if workers > 0 else (os.cpu_count() or 1)
+
+
+def scan_split(root: str, class_names: Sequence[str], workers: int = 0) -> SplitFiles:
+    """List and hash every image under ``root`` (no decoding): the split's content identity."""
     items = list_images(root, class_names)
-
-    def read(item: tuple[str, int]) -> tuple[str, torch.Tensor]:
-        path = os.path.join(root, item[0])
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read file ({exc.strerror}); check permissions") from None
-        return hashlib.sha256(data).hexdigest(), decode_image(data, path, side)
-
-    threads = workers if workers > 0 else (os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        decoded = list(pool.map(read, items))
-    digest = hashlib.sha256()
-    for (rel, _), (file_hash, _) in zip(items, decoded, strict=True):
-        digest.update(f"{rel}\0{file_hash}\n".encode())
-    images = torch.stack([t for _, t in decoded]) if decoded else torch.empty((0, 3, side, side), dtype=torch.uint8)
-    return ImageSet(
+    with ThreadPoolExecutor(max_workers=_threads(workers)) as pool:
+        hashes = list(pool.map(lambda item: file_hash(_read(os.path.join(root, item[0]))), items))
+    return SplitFiles(
         root=root,
         class_names=list(class_names),
-        paths=[rel for rel, _ in items],
-        images=images,
-        labels=torch.tensor([label for _, label in items], dtype=torch.long),
-        content_hash=digest.hexdigest(),
+        items=items,
+        file_hashes=hashes,
+        content_hash=split_hash((rel, h) for (rel, _), h in zip(items, hashes, strict=True)),
     )
 
 
-def combined_hash(hashes: dict[str, str]) -> str:
-    """One content hash for several splits (split name + split hash), as recorded in model_meta.json."""
-    digest = hashlib.sha256()
-    for split in sorted(hashes):
-        digest.update(f"{split}\0{hashes[split]}\n".encode())
-    return "sha256:" + digest.hexdigest()
+def verify_split(files: SplitFiles, split: str, expected: str) -> None:
+    """Refuse a split whose content differs from the hash it was sealed with (``expected``; empty = no check)."""
+    sealed = expected.strip().lower().split(":", 1)[-1]
+    if not sealed or sealed == files.content_hash:
+        return
+    raise InputError(
+        f"{files.root}: the {split} split differs from the sealed dataset (content hash {short(files.content_hash)}, "
+        f"sealed {short(sealed)}; {len(files)} image files found): an image was replaced, added or removed after "
+        "sealing; upload the dataset again under a new dataset id"
+    )
+
+
+def decode_split(
+    files: SplitFiles, side: int, workers: int = 0, on_image: Callable[[], None] | None = None
+) -> ImageSet:
+    """Decode every image of a scanned split (threads: PIL decodes without the GIL)."""
+
+    def decode(item: tuple[str, int]) -> torch.Tensor:
+        path = os.path.join(files.root, item[0])
+        return decode_image(_read(path), path, side)
+
+    decoded = []
+    with ThreadPoolExecutor(max_workers=_threads(workers)) as pool:
+        for tensor in pool.map(decode, files.items):  # in order, in this thread: progress needs no lock
+            decoded.append(tensor)
+            if on_image is not None:
+                on_image()
+    images = torch.stack(decoded) if decoded else torch.empty((0, 3, side, side), dtype=torch.uint8)
+    return ImageSet(
+        root=files.root,
+        class_names=list(files.class_names),
+        paths=[rel for rel, _ in files.items],
+        images=images,
+        labels=torch.tensor([label for _, label in files.items], dtype=torch.long),
+        content_hash=files.content_hash,
+    )
+
+
+def load_image_set(root: str, class_names: Sequence[str], side: int, workers: int = 0) -> ImageSet:
+    """Read, hash and decode every image under ``root``."""
+    return decode_split(scan_split(root, class_names, workers), side, workers)
+
+
+def dataset_hash(hashes: dict[str, str]) -> str:
+    """One content hash for several splits, as recorded in model_meta.json (``sha256:`` + combined_hash)."""
+    return "sha256:" + combined_hash(hashes)
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -1,8 +1,11 @@
 """The SageMaker job contract shared by train.py and evaluation.py: paths with fallbacks, boolean
 hyperparameters, the one-line failure reason, and exit codes.
 
-SageMaker passes hyperparameters as ``--name value`` strings and writes a failed job's reason from
-``/opt/ml/output/failure``; outside a container the same scripts run with local fallbacks.
+SageMaker passes hyperparameters as ``--name value`` strings. A failed job's one-line reason goes where
+its job type reads it: a training job's ``FailureReason`` comes from ``/opt/ml/output/failure``; a
+processing job's ``ExitMessage`` (DescribeProcessingJob, first 1 KB, UTF-8) from ``/opt/ml/output/message``
+(its ``FailureReason`` stays SageMaker's generic text). Outside a container the same scripts run with
+local fallbacks (``SM_OUTPUT_DIR`` or ``--failure-file``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Callable, Sequence
 EXIT_INPUT_ERROR = 2
 EXIT_FAILURE = 1
 SAGEMAKER_OUTPUT_DIR = "/opt/ml/output"
+TRAINING_REASON_FILE = "failure"  # -> DescribeTrainingJob FailureReason
+PROCESSING_REASON_FILE = "message"  # -> DescribeProcessingJob ExitMessage
 
 
 class InputError(Exception):
@@ -61,18 +66,18 @@ def env_path(*names: str, default: str | None = None) -> str | None:
     return default
 
 
-def in_container_default(container_path: str, local_fallback: str) -> str:
+def in_container_default(container_path: str, local_fallback: str | None) -> str | None:
     """``container_path`` when its parent exists (inside SageMaker), else ``local_fallback``."""
     return container_path if os.path.isdir(os.path.dirname(container_path.rstrip("/"))) else local_fallback
 
 
-def default_failure_file() -> str | None:
-    """Where SageMaker reads a failed job's reason from, when that place exists."""
+def default_failure_file(name: str = TRAINING_REASON_FILE) -> str | None:
+    """Where SageMaker reads a failed job's reason from (``name``: failure or message), when that place exists."""
     explicit = os.environ.get("SM_OUTPUT_DIR")
     if explicit:
-        return os.path.join(explicit, "failure")
+        return os.path.join(explicit, name)
     if os.path.isdir(SAGEMAKER_OUTPUT_DIR):
-        return os.path.join(SAGEMAKER_OUTPUT_DIR, "failure")
+        return os.path.join(SAGEMAKER_OUTPUT_DIR, name)
     return None
 
 
@@ -81,8 +86,8 @@ def write_failure(message: str, failure_file: str | None) -> None:
         return
     try:
         os.makedirs(os.path.dirname(os.path.abspath(failure_file)), exist_ok=True)
-        with open(failure_file, "w", encoding="utf-8") as fh:
-            fh.write(message + "\n")
+        with open(failure_file, "w", encoding="utf-8") as fh:  # SageMaker keeps the first 1 KB, UTF-8
+            fh.write(message.encode("utf-8")[:1023].decode("utf-8", errors="ignore") + "\n")
     except OSError as exc:  # the failure reason is best effort; the exit status still reports failure
         print(f"warning: cannot write failure reason to {failure_file}: {exc}", file=sys.stderr)
 
@@ -91,14 +96,16 @@ def run_job(
     main: Callable[[argparse.Namespace], object],
     parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
     argv: Sequence[str] | None = None,
+    reason_file: str = TRAINING_REASON_FILE,
 ) -> int:
-    """Parse ``argv``, run ``main``; turn failures into one stderr line, the failure file and an exit code.
+    """Parse ``argv``, run ``main``; turn failures into one stderr line, the reason file and an exit code.
 
-    Input errors (exit 2) print only the line. Other failures (exit 1) print the traceback first,
-    then the line, so the last line always says what went wrong.
+    ``reason_file`` is the file name SageMaker reads the reason from for this job type (failure for a
+    training job, message for a processing job). Input errors (exit 2) print only the line. Other
+    failures (exit 1) print the traceback first, then the line, so the last line always says what went wrong.
     """
     args = parse_args(argv)
-    failure_file = getattr(args, "failure_file", None) or default_failure_file()
+    failure_file = getattr(args, "failure_file", None) or default_failure_file(reason_file)
     try:
         main(args)
     except InputError as exc:

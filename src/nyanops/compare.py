@@ -9,13 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from nyanops.core.experiments import TrialRecord
+from nyanops.core.hyperparameters import MECHANICS_NAMES
 from nyanops.terminal import display_width, elide, pad, printable
 
 METRIC_COLUMNS = (("accuracy", "acc"), ("macro_precision", "prec"), ("macro_recall", "rec"), ("macro_f1", "f1"))
 BASE_COLUMNS = ("best", "when", "status", "dataset")
 TAIL_COLUMNS = ("duration", "trial", "comment")
-# Arguments that change how a job runs, not what it learns: never worth a comparison column.
-OPERATIONAL = {"workers", "num-gpus", "dry-run", "weights", "test-batch-size"}
+# Arguments that change how a job runs, not what it learns (the table's run mechanics): never a column.
+OPERATIONAL = MECHANICS_NAMES
 # Columns that keep their full width on a narrow terminal (short by nature, and what a comparison is for).
 FIXED_COLUMNS = {"best", "when", "status", "duration", *(short for _, short in METRIC_COLUMNS)}
 # Cut in the middle: their end (the upload hash of an execution name) tells them apart.

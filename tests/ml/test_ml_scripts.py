@@ -374,12 +374,16 @@ def test_fit_on_train_val_keeps_last_epoch_and_tta_round_trip(image_splits, tmp_
     assert json.loads((tmp_path / "m2" / "model_meta.json").read_text())["num_images"]["fitted"] == 6
 
 
-def test_flip_average_is_log_mean_probability():
+def test_scoring_averages_the_probabilities_of_the_views():
     import torch
+    from head import probabilities
 
-    a, b = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])
-    assert torch.allclose(train.flip_average(a, b).exp(), torch.tensor([[0.5, 0.5]]))
-    assert torch.allclose(train.flip_average(a, a).softmax(1), a.softmax(1))
+    head = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(2))
+    views = torch.tensor([[[2.0, 0.0]], [[0.0, 2.0]]])  # (views, N, D): a view and its "mirror"
+    assert torch.allclose(probabilities(head, views), torch.tensor([[0.5, 0.5]]))
+    assert torch.allclose(probabilities(head, views[:1]), views[0].softmax(1))
 
 
 @pytest.mark.parametrize("arch", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])

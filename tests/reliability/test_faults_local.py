@@ -49,14 +49,16 @@ pathlib.Path(os.environ["SM_MODEL_DIR"], "model.pth").write_bytes(b"stub weights
 '''
 
 EVALUATION_PY = '''\
-import argparse, pathlib, shutil
+import argparse, os, pathlib, shutil
 MODE = {mode!r}
 parser = argparse.ArgumentParser()
 for name in ("--model-dir", "--test-dir", "--output-dir", "--expected-test-hash"):
     parser.add_argument(name)
 args = parser.parse_args()
-if MODE == "raise":
-    raise ValueError("model.tar.gz holds no model.pth (simulated by the reliability tests)")
+if MODE == "raise":  # as ml_code/job_contract.py does: the reason to /opt/ml/output/message (ExitMessage)
+    reason = "model.tar.gz holds no model.pth (simulated by the reliability tests)"
+    pathlib.Path(os.environ["SM_OUTPUT_DIR"], "message").write_text("error: ValueError: " + reason)
+    raise ValueError(reason)
 out = pathlib.Path(args.output_dir, "evaluation.json")
 if MODE == "garbage":
     out.write_text("{{ not json")
@@ -153,9 +155,12 @@ def test_training_process_is_killed(pipeline: LocalPipeline, tmp_path: Path, sle
 def test_evaluation_fails(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
                           console: io.StringIO) -> None:
     run = run_once(pipeline, tmp_path, sleeps, console, evaluation="raise")
+    # A processing job's FailureReason is SageMaker's generic one; the script's reason is its ExitMessage.
     assert_failed(run, ["RegisterTrial", "Train", "Evaluate", *FAILURE_PATH[2:]],
-                  "States.TaskFailed: AlgorithmError: exit code 1\n")
-    assert "ValueError: model.tar.gz holds no model.pth" in run.trial.error
+                  "States.TaskFailed: AlgorithmError: See job logs for more information")
+    failed = [e for e in pipeline.executions.events(run.row.name) if e["type"] == "TaskFailed"]
+    described = json.loads(failed[0]["detail"]["cause"])
+    assert described["ExitMessage"].startswith("error: ValueError: model.tar.gz holds no model.pth")
     assert run.attempts == {"RegisterTrial": 1, "Train": 1, "Evaluate": 1, "RecordFailure": 1, "NotifyFailure": 1}
 
 

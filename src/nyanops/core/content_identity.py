@@ -2,8 +2,8 @@
 
 The seal (``_dataset.json``, written by ``nyanops dataset add`` or by the pipeline's sealer) records it,
 StartPipeline compares against it, and the jobs recompute it from the files they downloaded
-(``ml_code`` imports this very module through a symlink, as it does ``evaluation_report``). Standard
-library only: it runs in the Lambda layer, in the CLI and in the training/processing containers.
+(``ml_code/content_identity.py`` is a symlink to this very file, as ``evaluation_report.py`` is). Standard
+library only, Python >= 3.9: it runs in the Lambda layer, in the CLI and in the training/processing containers.
 
 - file hash: sha256 of the file's bytes (hex);
 - split hash: sha256 over ``<rel>\\0<file hash>\\n`` lines, ``<rel>`` = ``<class>/<file>`` relative to the
@@ -20,6 +20,7 @@ CHUNK = 1 << 20
 
 
 def file_hash(data: bytes) -> str:
+    """Hex sha256 of one file's bytes (the per-image part of ``split_hash``)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -45,3 +46,8 @@ def combined_hash(split_hashes: Mapping[str, str]) -> str:
     for split in sorted(split_hashes):
         digest.update(f"{split}\0{split_hashes[split]}\n".encode())
     return digest.hexdigest()
+
+
+def short(digest: str, length: int = 12) -> str:
+    """A digest abbreviated for messages (any ``sha256:`` prefix dropped)."""
+    return digest.split(":", 1)[-1][:length]

@@ -9,8 +9,9 @@
 }
 ```
 Unknown keys, wrong types (``"10"`` for a number, ``true`` for a number) and out-of-range values are
-refused with a message naming the field and the fix. Omitted hyperparameters take ``train.py``'s
-documented defaults (``ml_code/README.md``); the values actually used are recorded with the trial.
+refused with a message naming the field and the fix. The hyperparameters' names, types, ranges and
+defaults come from one table, ``nyanops.core.hyperparameters`` (train.py's argparse is built from it
+too); omitted ones take train.py's defaults and the values actually used are recorded with the trial.
 """
 
 from __future__ import annotations
@@ -18,65 +19,64 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from nyanops.core import layout, naming
+from nyanops.core import hyperparameters, layout, naming
 from nyanops.core.rejection import Problem, UploadRejected
 
 MAX_MANIFEST_BYTES = 1_000_000
 MAX_COMMENT = 1000
 
 
-# Backbones ``train.py`` knows. The EfficientNet-Lite ones have ImageNet weights that work offline.
-Arch = Literal["efficientnet_lite2", "efficientnet_lite1", "efficientnet_lite0", "resnet18"]
-FitOn = Literal["train+val", "train"]
-ARCHES: tuple[str, ...] = get_args(Arch)
+ARCHES: tuple[str, ...] = hyperparameters.ARCHITECTURES
 # ValueError texts in validators are "<what is wrong>|<how to fix it>".
 _FIX_SEP = "|"
 
 
-class Hyperparameters(BaseModel):
+class _HyperparametersBase(BaseModel):
     """Hyperparameters passed to ``train.py`` as ``--name value``. All optional; names as in the seed."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, populate_by_name=False)
 
-    epochs: int | None = Field(default=None, ge=1, le=1000, description="training epochs")
-    batch_size: int | None = Field(default=None, alias="batch-size", ge=1, le=1024)
-    test_batch_size: int | None = Field(default=None, alias="test-batch-size", ge=1, le=1024)
-    lr: float | None = Field(default=None, gt=0, le=10, description="learning rate of the head")
-    momentum: float | None = Field(default=None, ge=0, le=0.999, description="SGD momentum")
-    num_classes: int | None = Field(
-        default=None, alias="num-classes", ge=2, le=1000, description="must equal the dataset's class count"
-    )
-    arch: Arch | None = Field(default=None, description="backbone")
-    pretrained: bool | None = Field(default=None, description="start from ImageNet weights")
-    augment: bool | None = Field(default=None, description="the seed's crop / flip / affine augmentation")
-    image_size: int | None = Field(default=None, alias="image-size", ge=32, le=1024)
-    freeze_epochs: int | None = Field(
-        default=None, alias="freeze-epochs", ge=0, le=1000, description="epochs that train only the head"
-    )
-    fit_on: FitOn | None = Field(
-        default=None, alias="fit-on", description="train+val: fit on both, keep the last epoch; train: pick on val"
-    )
-    tta: bool | None = Field(default=None, description="average the mirror image's prediction in val/test")
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    workers: int | None = Field(default=None, ge=0, le=64)
-
     @model_validator(mode="after")
-    def _freeze_within_epochs(self) -> Hyperparameters:
-        if self.freeze_epochs is not None and self.epochs is not None and self.freeze_epochs > self.epochs:
+    def _freeze_within_epochs(self) -> Any:
+        freeze, epochs = getattr(self, "freeze_epochs", None), getattr(self, "epochs", None)
+        if freeze is not None and epochs is not None and freeze > epochs:
             raise ValueError(
-                f"freeze-epochs ({self.freeze_epochs}) is larger than epochs ({self.epochs})"
-                f"{_FIX_SEP}make freeze-epochs at most epochs"
+                f"freeze-epochs ({freeze}) is larger than epochs ({epochs}){_FIX_SEP}make freeze-epochs at most epochs"
             )
         return self
 
     def given(self) -> dict[str, Any]:
         """The hyperparameters the manifest set, keyed by their ``train.py`` flag names."""
         return dict(self.model_dump(by_alias=True, exclude_none=True))
+
+
+def _field(h: hyperparameters.Hyperparameter) -> tuple[Any, Any]:
+    """The pydantic (type, Field) of one manifest-settable row of the hyperparameter table."""
+    kind: Any = {"int": int, "float": float, "bool": bool, "str": str}[h.type]
+    if h.choices:
+        kind = Literal[h.choices]  # type: ignore[valid-type]
+    bounds: dict[str, Any] = {}
+    if h.minimum is not None:
+        bounds["gt" if h.exclusive_minimum else "ge"] = h.minimum if h.type == "float" else int(h.minimum)
+    if h.maximum is not None:
+        bounds["le"] = h.maximum if h.type == "float" else int(h.maximum)
+    alias = h.name if h.name != h.attr else None
+    return (kind | None, Field(default=None, alias=alias, description=h.help, **bounds))
+
+
+# Built from the one hyperparameter table (nyanops.core.hyperparameters): the manifest accepts exactly
+# its manifest-settable rows, with their types and ranges.
+Hyperparameters = create_model(  # type: ignore[call-overload]
+    "Hyperparameters",
+    __base__=_HyperparametersBase,
+    __module__=__name__,
+    **{h.attr: _field(h) for h in hyperparameters.manifest_rows()},
+)
 
 
 class Manifest(BaseModel):

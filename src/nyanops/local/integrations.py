@@ -3,11 +3,13 @@
 - ``sagemaker:createTrainingJob.sync``: the real CreateTrainingJob request the state machine built
   (checked with botocore's own parameter validation) runs the code bundle's ``train.py`` as a
   subprocess under the SageMaker training contract (``SM_*`` variables, channels mapped to local
-  directories, hyperparameters as ``--name value``), enforces ``StoppingCondition``, applies the
+  directories, hyperparameters as ``--name value``, ``CheckpointConfig.S3Uri`` mapped to its bucket
+  folder and passed as ``SM_CHECKPOINT_DIR``), enforces ``StoppingCondition``, applies the
   ``MetricDefinitions`` regexes to its output, writes ``model.tar.gz`` where ``OutputDataConfig``
   asks, and returns a DescribeTrainingJob-shaped result.
 - ``sagemaker:createProcessingJob.sync``: likewise for ``evaluation.py``; the container paths of the
-  inputs/outputs are mapped to local directories and passed as ``--<input>-dir`` / ``--output-dir``.
+  inputs/outputs are mapped to local directories and passed as ``--<input>-dir`` / ``--output-dir``;
+  what the script writes to /opt/ml/output/message (``SM_OUTPUT_DIR``) comes back as ``ExitMessage``.
 - ``lambda:invoke``: the real handler module, in-process, with a Lambda context.
 - ``sns:publish``: the message goes to the console / log.
 """
@@ -47,6 +49,9 @@ LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
 PROCESSING_ROOT = "/opt/ml/processing/"
 OUTPUT_TAIL_LINES = 30
+# What DescribeProcessingJob's FailureReason says when the container exits non-zero; the script's own
+# one-line reason travels in ExitMessage (/opt/ml/output/message).
+PROCESSING_FAILURE_REASON = "AlgorithmError: See job logs for more information"
 
 
 def function_arn(name: str) -> str:
@@ -267,6 +272,16 @@ class LocalSageMaker:
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
 
+    def _checkpoint_dir(self, params: dict[str, Any], job: Path) -> Path:
+        """Where /opt/ml/checkpoints lives locally: the bucket folder of ``CheckpointConfig.S3Uri``, so a
+        retried job finds what the failed attempt wrote (SageMaker syncs that folder with the S3 URI)."""
+        uri = (params.get("CheckpointConfig") or {}).get("S3Uri")
+        if not uri:
+            return job / "checkpoints"
+        folder = self.store.path(self._local_key(uri, "CheckpointConfig.S3Uri").rstrip("/"))
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def _job_dir(self, name: str) -> Path:
         d = self.jobs_dir / name
         if d.exists():
@@ -319,7 +334,7 @@ class LocalSageMaker:
                 "SM_HPS": json.dumps(user_hyper),
                 "SM_USER_ENTRY_POINT": program,
                 "SM_MODULE_DIR": submit,
-                "SM_CHECKPOINT_DIR": str(job / "checkpoints"),
+                "SM_CHECKPOINT_DIR": str(self._checkpoint_dir(params, job)),
                 **{f"SM_CHANNEL_{c.upper()}": p for c, p in channels.items()},
                 **{f"SM_HP_{k.upper().replace('-', '_')}": v for k, v in user_hyper.items()},
             }
@@ -404,8 +419,12 @@ class LocalSageMaker:
             job / "output.log", (lambda line: self.on_line(ctx.state_name, line)) if self.on_line else None
         )
         limit = ctx.timeout_seconds or (params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        out_dir = job / "output"  # stands in for the container's /opt/ml/output
+        out_dir.mkdir()
         started = _now()
-        status, reason = run_job(entry + args, job, self._env({}), limit, output, job / "processing", ctx.cancelled)
+        status, reason = run_job(
+            entry + args, job, self._env({"SM_OUTPUT_DIR": str(out_dir)}), limit, output, out_dir, ctx.cancelled
+        )
         ended = _now()
         describe = {
             "ProcessingJobName": name,
@@ -419,9 +438,11 @@ class LocalSageMaker:
             "ProcessingStartTime": started.isoformat(),
             "ProcessingEndTime": ended.isoformat(),
         }
+        exit_message = _exit_message(out_dir)
+        if exit_message is not None:
+            describe["ExitMessage"] = exit_message
         if status != "Completed":
-            describe["FailureReason"] = reason
-            describe["ExitMessage"] = reason
+            describe["FailureReason"] = PROCESSING_FAILURE_REASON if status == "Failed" else reason
             raise TaskFailed("States.TaskFailed", json.dumps(describe))
         for item in outputs:
             local = mapping[item["S3Output"]["LocalPath"].rstrip("/")]
@@ -472,6 +493,17 @@ def _failure_reason(output_dir: Path, output: JobOutput, code: int) -> str:
                 return f"AlgorithmError: {text}"[:1024]
     tail = "\n".join(line for line in output.tail[-8:] if line.strip())
     return f"AlgorithmError: exit code {code}\n{tail}"[:1024]
+
+
+def _exit_message(output_dir: Path) -> str | None:
+    """A processing job's ExitMessage: the first 1 KB of what the container wrote to /opt/ml/output/message.
+
+    SageMaker fills it on any terminal status; a processing job's FailureReason stays generic
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/byoc-metadata.html)."""
+    path = output_dir / "message"
+    if not path.is_file():
+        return None
+    return path.read_bytes()[:1024].decode("utf-8", errors="replace")
 
 
 def _gpu_count() -> int:

@@ -1,0 +1,1 @@
+../src/nyanops/core/content_identity.py
