@@ -78,11 +78,14 @@ def test_dataset_add_starts_a_run_with_the_default_manifest_and_the_same_event_t
 ):
     # The default recipe trains for minutes; the plumbing is what this test is about.
     monkeypatch.setenv("NYANOPS_DEFAULT_EXPERIMENT", "e2e")
-    assert nyanops(root, "dataset", "add", str(small_dataset), "--name", "auto", "--no-run") == 0
+    from nyanops.local.datasets import add_dataset
     from nyanops.local.progress import Progress
     from nyanops.local.runner import LocalPipeline
 
     pipeline = LocalPipeline(root, Progress(interactive=False))
+    # What `dataset add` does before it fires the seal (without its background run: the event is the point).
+    assert nyanops(root, "code", "push") == 0
+    add_dataset(pipeline.store, small_dataset, "auto")
     marker = layout.dataset_marker_key("auto")
     first = pipeline.fire(marker)
     again = pipeline.fire(marker)
@@ -144,7 +147,9 @@ def test_watch_starts_runs_for_files_dropped_into_the_bucket_once(root: Path, da
     (row,) = executions(root)
     assert row.status == "SUCCEEDED" and row.source_key == "manifests/dropped.json"
     out = capsys.readouterr().out
-    assert out.count("started execution") == 1 and "datasets/small" not in out.split("watching", 1)[1]
+    assert out.count("started execution") == 1
+    # The dataset added with --no-run is said to start nothing (once), and the unfinished upload waits.
+    assert "datasets/small is sealed with start_run false" in out and out.count("datasets/small/_dataset.json") == 1
 
 
 def test_demo_runs_two_trials_prints_the_comparison_and_writes_the_report(
@@ -158,6 +163,6 @@ def test_demo_runs_two_trials_prints_the_comparison_and_writes_the_report(
     assert sum(t.is_best for t in recorded) == 1
     assert {t.hyperparameters["arch"] for t in recorded} == {"efficientnet_lite2", "efficientnet_lite0"}
     assert "experiment cats (2 trials, * = best)" in out and "arch" in out
-    assert "not part of the dataset (beside train/, val/, test/): README.md" in out
+    assert "not part of the dataset (beside train/, val/, test/, or hidden): README.md" in out
     report = root / "report.html"
     assert report.is_file() and str(report) in out
