@@ -158,6 +158,11 @@ def _unavailable_message(reason: str, shared: Path | None, cache: Path, archives
     )
 
 
+def built_sample_dir(cache: Path, seed: int = DEFAULT_SEED) -> Path:
+    """Where the sample built from Oxford-IIIT Pet lives in the cache directory (built or not)."""
+    return cache / "oxford-iiit-pet" / f"cats-sample-seed{seed}"
+
+
 def fetch_oxford_sample(
     cache: Path,
     *,
@@ -168,9 +173,9 @@ def fetch_oxford_sample(
 ) -> Path:
     """The built sample folder in ``cache``, downloading and building it first if it is not there yet."""
     archives = archives or OXFORD_ARCHIVES
-    base = cache / "oxford-iiit-pet"
+    built = built_sample_dir(cache, seed)
+    base = built.parent
     downloads = base / "downloads"
-    built = base / f"cats-sample-seed{seed}"
     if not _is_image_folder(built):
         missing = f"no sample photos at {note_missing}; " if note_missing is not None else ""
         print(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -16,17 +15,9 @@ PER_CLASS = 4
 FAST_HYPERPARAMETERS = {"epochs": 2, "freeze-epochs": 1, "image-size": 64, "batch-size": 8}
 
 
-def sample_data() -> Path:
-    given = os.environ.get("NYANOPS_SAMPLE_DATA")
-    path = Path(given) if given else REPO.parent / "shared" / "datasets" / "cats-dev"
-    if not (path / "train").is_dir():
-        pytest.skip(f"sample photos not found at {path} (set NYANOPS_SAMPLE_DATA)")
-    return path
-
-
 @pytest.fixture(scope="session")
-def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = sample_data()
+def small_dataset(tmp_path_factory: pytest.TempPathFactory, real_photos: Path) -> Path:
+    source = real_photos
     target = tmp_path_factory.mktemp("cats-small")
     for split in ("train", "val", "test"):
         for cls in sorted(p.name for p in (source / split).iterdir() if p.is_dir()):

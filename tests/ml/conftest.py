@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -12,7 +11,6 @@ ML_CODE = Path(__file__).resolve().parents[2] / "ml_code"
 if str(ML_CODE) not in sys.path:
     sys.path.insert(0, str(ML_CODE))
 
-SAMPLE_DATA = Path(os.environ.get("NYANOPS_SAMPLE_DATA", "/work/shared/datasets/cats-dev"))
 CLASSES = ("bengal", "other", "persian")
 
 
@@ -37,14 +35,13 @@ def image_splits(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cats_sample(tmp_path_factory) -> Path:
+def cats_sample(tmp_path_factory, real_photos: Path) -> Path:
     """A handful of real cats-dev photos (symlinked, never copied into the repo): 2 per class per split."""
-    if not SAMPLE_DATA.is_dir():
-        pytest.skip(f"sample photos not found at {SAMPLE_DATA} (set NYANOPS_SAMPLE_DATA)")
+    photos = real_photos
     root = tmp_path_factory.mktemp("cats")
     for split in ("train", "val", "test"):
         for name in CLASSES:
             (root / split / name).mkdir(parents=True)
-            for photo in sorted((SAMPLE_DATA / split / name).glob("*.jpg"))[:2]:
+            for photo in sorted((photos / split / name).glob("*.jpg"))[:2]:
                 (root / split / name / photo.name).symlink_to(photo)
     return root
