@@ -134,7 +134,7 @@ def dataset_id_from_ref(ref: str) -> str:
         raise ValueError(f"contains '..' or '.' and would leave the datasets/ prefix{_FIX_SEP}{_DATASET_FIX}")
     if len(parts) != 2 or parts[0] + "/" != layout.DATASETS_PREFIX:
         raise ValueError(f"is not one folder directly under datasets/{_FIX_SEP}{_DATASET_FIX}")
-    if not layout.DATASET_ID_RE.match(parts[1]):
+    if not layout.is_dataset_id(parts[1]):
         raise ValueError(
             f"has an invalid dataset id{_FIX_SEP}use letters, digits, '.', '_' and '-' (at most 128), "
             "starting with a letter or digit"
@@ -150,7 +150,7 @@ def code_hash_from_ref(ref: str) -> str:
     parts = ref.rstrip("/").split("/")
     if parts and parts[-1] == layout.CODE_BUNDLE:
         parts = parts[:-1]
-    if len(parts) != 2 or parts[0] + "/" != layout.CODE_PREFIX or not layout.CODE_HASH_RE.match(parts[1]):
+    if len(parts) != 2 or parts[0] + "/" != layout.CODE_PREFIX or not layout.is_code_hash(parts[1]):
         raise ValueError(
             "is not a code bundle in this bucket's code/ prefix (code from anywhere else is never run)"
             f"{_FIX_SEP}write code/<64-hex sha256> as printed by `nyanops code push`, or leave it out"

@@ -95,7 +95,7 @@ def _run_request(upload: Upload, classified: layout.ClassifiedKey, deps: StartPi
         kind = "manifest"
     else:
         assert classified.dataset_id is not None
-        if not layout.DATASET_ID_RE.match(classified.dataset_id):
+        if not layout.is_dataset_id(classified.dataset_id):
             raise UploadRejected.one(
                 "dataset", f"invalid dataset id {classified.dataset_id!r}", "use letters, digits, '.', '_' and '-'"
             )

@@ -80,7 +80,7 @@ def add_dataset(store: ObjectStore, source: Path, dataset_id: str | None = None)
     """Copy ``source`` into ``datasets/<id>/``; return the id and the marker written (which lists what
     was left out under ``not_copied``)."""
     if dataset_id is not None:
-        if not layout.DATASET_ID_RE.match(dataset_id):
+        if not layout.is_dataset_id(dataset_id):
             raise UploadRejected.one(
                 "--name", f"{dataset_id!r} is not a valid dataset id", "use letters, digits, '.', '_' and '-'"
             )
