@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from nyanops.core import layout
-from nyanops.core.best_model import IN_PROGRESS
+from nyanops.core.best_model import DEFAULT_TOLERANCE, IN_PROGRESS
 from nyanops.core.experiments import ExperimentStore
 from nyanops.core.record_results import RecordResultsDeps, failure_text
 from nyanops.core.settings import PipelineSettings
@@ -28,7 +28,13 @@ from nyanops.local.asl import ExecutionListener, ExecutionResult, NullListener, 
 from nyanops.local.bucket import LOCAL_BUCKET, LocalObjectStore
 from nyanops.local.database import connect
 from nyanops.local.experiment_store import SQLiteExperimentStore
-from nyanops.local.integrations import LocalSageMaker, LocalTaskRunner, function_arn, topic_arn
+from nyanops.local.integrations import (
+    LocalProcessingJobs,
+    LocalSageMaker,
+    LocalTaskRunner,
+    function_arn,
+    topic_arn,
+)
 from nyanops.local.progress import Progress
 from nyanops.local.project import FUNCTIONS, STATE_MACHINE, project_root
 
@@ -56,6 +62,7 @@ def local_settings() -> PipelineSettings:
             "AWS_REGION": "local",
             "DEFAULT_EXPERIMENT": env.get("NYANOPS_DEFAULT_EXPERIMENT", "cats"),
             "PRIMARY_METRIC": env.get("NYANOPS_PRIMARY_METRIC", "macro_f1"),
+            "BEST_MODEL_TOLERANCE": env.get("NYANOPS_BEST_MODEL_TOLERANCE", str(DEFAULT_TOLERANCE)),
             "USE_SPOT": "false",
             "MAX_RUNTIME_SECONDS": env.get("NYANOPS_MAX_RUNTIME_SECONDS", "3600"),
             "EVALUATION_MAX_RUNTIME_SECONDS": env.get("NYANOPS_EVALUATION_MAX_RUNTIME_SECONDS", "1800"),
@@ -72,6 +79,7 @@ def substitutions() -> dict[str, str]:
     """The DefinitionSubstitutions ``template.yaml`` fills on AWS, with local values."""
     return {
         "TrainingImage": "local/python",
+        "ProcessingImage": "local/python",
         "SageMakerRoleArn": "arn:aws:iam::000000000000:role/nyanops-local-sagemaker",
         "RecordResultsFunctionArn": function_arn("RecordResults"),
         "ResultsTopicArn": topic_arn("nyanops-results"),
@@ -187,7 +195,7 @@ class LocalPipeline:
                 StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings)
             )
         else:
-            module.set_deps(RecordResultsDeps(self.store, self.experiments))
+            module.set_deps(RecordResultsDeps(self.store, self.experiments, LocalProcessingJobs(self.root / "jobs")))
         return module
 
     def task_runner(self) -> LocalTaskRunner:
