@@ -23,10 +23,10 @@ from typing import Any, Literal, get_args
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nyanops.core import layout, naming
+from nyanops.core import layout, limits, naming
 from nyanops.core.rejection import Problem, UploadRejected
 
-MAX_MANIFEST_BYTES = 1_000_000
+MAX_MANIFEST_BYTES = limits.MANIFEST_MAX_BYTES
 MAX_COMMENT = 1000
 
 
@@ -162,12 +162,7 @@ def parse_manifest(raw: bytes) -> Manifest:
     """Decode and validate a manifest file, raising ``UploadRejected`` with every problem found."""
     if len(raw) == 0:
         raise UploadRejected.one("(file)", "the manifest is empty", "upload a JSON object like docs/manifest.md shows")
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise UploadRejected.one(
-            "(file)",
-            f"the manifest is {len(raw)} bytes, larger than the {MAX_MANIFEST_BYTES} byte limit",
-            "a manifest only names the experiment, dataset, comment and hyperparameters; keep it small",
-        )
+    check_manifest_size(len(raw))
     if raw.startswith(b"\xef\xbb\xbf"):
         raise UploadRejected.one(
             "(file)", "the manifest starts with a UTF-8 byte order mark (BOM)", "save it as UTF-8 without BOM"
@@ -189,6 +184,16 @@ def parse_manifest(raw: bytes) -> Manifest:
     except _NonFiniteNumber as exc:
         raise UploadRejected.one("(file)", f"{exc.args[0]} is not a valid JSON number", "use a finite number") from None
     return validate_manifest(data)
+
+
+def check_manifest_size(size: int | None) -> None:
+    """Refuse a manifest over the limit from its size alone (the event's, or a HEAD's), before reading it."""
+    if size is not None and size > MAX_MANIFEST_BYTES:
+        raise UploadRejected.one(
+            "(file)",
+            f"the manifest is {size} bytes, larger than the {MAX_MANIFEST_BYTES} byte limit",
+            "a manifest only names the experiment, dataset, comment and hyperparameters; keep it small",
+        )
 
 
 class _NonFiniteNumber(ValueError):

@@ -4,7 +4,12 @@ For ``manifests/*.json``: parse and validate the manifest, check the dataset it 
 and consistent, resolve the code bundle, build the execution input, start the execution under a
 name derived from the upload (a duplicated event is a no-op). For ``datasets/<id>/_dataset.json``:
 the same with the default manifest. A refused upload gets ``rejected/<key>.error.json`` and a
-notification; the upload itself is never modified or deleted.
+notification (``rejection.record_refusal``); the upload itself is never modified or deleted.
+
+What would break later is refused now: a manifest larger than ``limits.MANIFEST_MAX_BYTES`` (judged from
+the event's size or a HEAD, before a byte is read, so a 600 MB upload cannot exhaust the function's
+memory), a dataset of more than ``limits.MAX_CLASSES`` classes, and a run whose input would not fit Step
+Functions' payload limit with room for its results.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from enum import Enum
 from typing import Any
 
 from nyanops.core import dataset as datasets
-from nyanops.core import layout
+from nyanops.core import layout, limits
 from nyanops.core.execution_input import RunRequest, build_execution_input, run_execution_name
-from nyanops.core.manifest import Manifest, parse_manifest, validate_manifest
+from nyanops.core.manifest import Manifest, check_manifest_size, parse_manifest, validate_manifest
 from nyanops.core.ports import ExecutionStarter, Notifier, ObjectNotFound, ObjectStore
-from nyanops.core.rejection import Problem, UploadRejected, rejection_record
+from nyanops.core.rejection import Problem, UploadRejected, record_refusal
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.upload_events import Upload
 
@@ -69,13 +74,15 @@ def handle_upload(upload: Upload, deps: StartPipelineDeps) -> UploadResult:
         return UploadResult(Outcome.IGNORED, upload.key, reason="neither a manifest nor a dataset marker")
     try:
         request = _run_request(upload, classified, deps)
+        execution_input = build_execution_input(request, deps.settings)
+        check_execution_input(execution_input, request)
     except _Vanished as gone:
         return UploadResult(Outcome.IGNORED, upload.key, reason=str(gone))
     except UploadRejected as rejected:
-        _reject(upload, rejected, deps)
+        record_refusal(deps.store, deps.notifier, upload, rejected, deps.clock())
         return UploadResult(Outcome.REJECTED, upload.key, problems=rejected.problems, reason=rejected.message)
     name = run_execution_name(request)
-    started = deps.starter.start(name, build_execution_input(request, deps.settings))
+    started = deps.starter.start(name, execution_input)
     outcome = Outcome.STARTED if started.started else Outcome.DUPLICATE
     return UploadResult(outcome, upload.key, execution_name=name)
 
@@ -87,6 +94,7 @@ class _Vanished(Exception):
 def _run_request(upload: Upload, classified: layout.ClassifiedKey, deps: StartPipelineDeps) -> RunRequest:
     store = deps.store
     if classified.kind is layout.KeyKind.MANIFEST:
+        check_manifest_size(upload_size(store, upload))
         try:
             raw = store.get(upload.key, upload.version_id)
         except ObjectNotFound:
@@ -102,6 +110,7 @@ def _run_request(upload: Upload, classified: layout.ClassifiedKey, deps: StartPi
         manifest = default_manifest(classified.dataset_id, deps.settings)
         kind = "dataset"
     summary = check_dataset(store, manifest.dataset_id, marker_version=upload.version_id if kind == "dataset" else None)
+    check_class_count(summary)
     num_classes = manifest.hyperparameters.num_classes
     if num_classes is not None and num_classes != len(summary.classes):
         raise UploadRejected.one(
@@ -164,23 +173,37 @@ def resolve_code(store: ObjectStore, code_hash: str | None) -> str:
     return newest[1]
 
 
-def _reject(upload: Upload, rejected: UploadRejected, deps: StartPipelineDeps) -> None:
-    """Write the record, notify, then mark the record notified. A redelivered event of the same upload
-    version finds it notified and does nothing more (one record, one notification); one whose earlier
-    delivery failed to notify (the handler raised, so the event is retried) notifies now."""
-    key = layout.rejection_key(upload.key)
-    if upload.version is not None and _already_notified(deps.store, key, upload.version):
-        return
-    record = {**rejection_record(upload.key, rejected, deps.clock()), "version": upload.version, "notified": False}
-    deps.store.put(key, json.dumps(record, indent=2, ensure_ascii=False).encode())
-    deps.notifier.publish(f"nyanops: upload refused: {upload.key}", f"{upload.key} was refused.\n\n{rejected.message}")
-    record["notified"] = True
-    deps.store.put(key, json.dumps(record, indent=2, ensure_ascii=False).encode())
+def upload_size(store: ObjectStore, upload: Upload) -> int | None:
+    """The uploaded version's size: from the event, else from a HEAD of that version (never by reading it)."""
+    if upload.size is not None:
+        return int(upload.size)
+    info = store.head(upload.key)
+    if info is None or (upload.version_id is not None and info.version_id not in (None, upload.version_id)):
+        return None
+    return info.size
 
 
-def _already_notified(store: ObjectStore, key: str, version: str) -> bool:
-    try:
-        previous = json.loads(store.get(key))
-    except (ObjectNotFound, ValueError):
-        return False
-    return isinstance(previous, dict) and previous.get("version") == version and previous.get("notified") is True
+def check_class_count(summary: datasets.DatasetSummary) -> None:
+    if len(summary.classes) > limits.MAX_CLASSES:
+        raise UploadRejected.one(
+            "dataset",
+            f"datasets/{summary.dataset_id} has {len(summary.classes)} classes, more than the {limits.MAX_CLASSES} "
+            "the pipeline supports",
+            f"split the classes over several datasets (and experiments) of at most {limits.MAX_CLASSES} classes",
+        )
+
+
+def check_execution_input(execution_input: dict[str, Any], request: RunRequest) -> None:
+    """The run's state must fit Step Functions' 256 KiB payload limit in every state, with room for what the
+    run adds (results, an error and its cause); past it the execution would end in States.DataLimitExceeded,
+    which no Catch can handle, leaving the trial unrecorded."""
+    size = limits.utf8_len(json.dumps(execution_input))
+    if size > limits.EXECUTION_INPUT_MAX_BYTES:
+        longest = max((len(c) for c in request.dataset.classes), default=0)
+        raise UploadRejected.one(
+            "dataset",
+            f"the run's input would be {size} bytes, more than the {limits.EXECUTION_INPUT_MAX_BYTES} bytes a Step "
+            f"Functions execution can carry with its results ({len(request.dataset.classes)} classes, names of up "
+            f"to {longest} characters)",
+            "use shorter class folder names or fewer classes per dataset",
+        )

@@ -76,6 +76,11 @@ TRIAL_COLUMNS_ADDED = {
     "champion_value": "REAL",
     "num_test_images": "INTEGER",
 }
+EXECUTION_COLUMNS_ADDED = {
+    # When the process that claimed the run started (Linux: /proc/<pid>/stat), so a reused PID is not taken
+    # for the run's process (local.executions.orphaned).
+    "pid_started": "TEXT",
+}
 INDEXES = """
 -- One trial per name within an experiment, and the exactly-one-best rule, both per experiment KEY (the
 -- case-insensitive name), enforced by the database itself as well as by the decision code.
@@ -101,11 +106,17 @@ def _migrate(conn: sqlite3.Connection) -> None:
     may hold "cats" and "Cats" as two experiments, each with a best: the first flagged one keeps it)."""
     have = {r["name"] for r in conn.execute("PRAGMA table_info(trials)")}
     missing = {name: kind for name, kind in TRIAL_COLUMNS_ADDED.items() if name not in have}
-    if missing or conn.execute("SELECT 1 FROM trials WHERE experiment_key IS NULL LIMIT 1").fetchone():
+    have_executions = {r["name"] for r in conn.execute("PRAGMA table_info(executions)")}
+    missing_executions = {n: k for n, k in EXECUTION_COLUMNS_ADDED.items() if n not in have_executions}
+    if missing or missing_executions or conn.execute(
+        "SELECT 1 FROM trials WHERE experiment_key IS NULL LIMIT 1"
+    ).fetchone():
         conn.execute("BEGIN IMMEDIATE")
         try:
             for name, kind in missing.items():
                 conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+            for name, kind in missing_executions.items():
+                conn.execute(f"ALTER TABLE executions ADD COLUMN {name} {kind}")
             conn.execute("UPDATE trials SET experiment_key = lower(experiment) WHERE experiment_key IS NULL")
             conn.execute(
                 "UPDATE trials SET is_best = 0 WHERE is_best = 1 AND rowid NOT IN "

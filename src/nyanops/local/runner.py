@@ -226,7 +226,8 @@ class LocalPipeline:
                     "size": info.size,
                     "etag": info.etag,
                     "version-id": info.version_id,
-                    "sequencer": info.version_id,
+                    # S3 sequencers grow with each event on a key: the local version's modification time (hex).
+                    "sequencer": (info.version_id or "").split("-")[0],
                 },
                 "request-id": "local",
                 "requester": "local",
