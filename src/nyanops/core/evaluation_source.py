@@ -76,16 +76,21 @@ def read_job_evaluation(
         raise EvaluationRefused(
             uri, f"{info.size} bytes, more than the {limits.EVALUATION_MAX_BYTES} bytes an evaluation may have"
         )
-    if info.last_modified is not None and job.started_at is not None and job.ended_at is not None:
-        written = _aware(info.last_modified)
-        start, end = _aware(job.started_at) - CLOCK_SLACK, _aware(job.ended_at) + CLOCK_SLACK
-        if not start <= written <= end:
-            raise EvaluationRefused(
-                uri,
-                f"written at {written.isoformat(timespec='seconds')}, outside processing job {job_name}'s run "
-                f"({job.started_at.isoformat(timespec='seconds')} to {job.ended_at.isoformat(timespec='seconds')}): "
-                "it is not the file the job wrote",
-            )
+    if info.last_modified is None or job.started_at is None or job.ended_at is None:
+        # A Completed job has both times and every stored object has LastModified; without them the file
+        # cannot be tied to the job's run, so it is not taken.
+        raise EvaluationRefused(
+            uri, f"cannot tell whether evaluation.json was written during processing job {job_name}'s run"
+        )
+    written = _aware(info.last_modified)
+    start, end = _aware(job.started_at) - CLOCK_SLACK, _aware(job.ended_at) + CLOCK_SLACK
+    if not start <= written <= end:
+        raise EvaluationRefused(
+            uri,
+            f"written at {written.isoformat(timespec='seconds')}, outside processing job {job_name}'s run "
+            f"({job.started_at.isoformat(timespec='seconds')} to {job.ended_at.isoformat(timespec='seconds')}): "
+            "it is not the file the job wrote",
+        )
     raw = store.get(key, info.version_id)
     try:
         doc = json.loads(raw)
