@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reliability.corpus import BASE_OBJECTS
+from reliability.sides import at_once
 
 from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 from nyanops.core import layout
@@ -71,11 +72,13 @@ class MotoSide:
         return self.world.handlers[1].lambda_handler({"mode": mode, "run": run}, self.context)
 
     def evaluate(self, run: dict[str, Any], body: bytes, *, started: datetime | None = None,
-                 ended: datetime | None = None, status: str = "Completed", exit_message: str = "") -> None:
+                 ended: datetime | None = None, status: str = "Completed", exit_message: str = "",
+                 rescore: dict[str, Any] | None = None) -> None:
         begin = started or datetime.now(UTC) - timedelta(seconds=1)
-        self.world.put(layout.evaluation_key(run["execution_name"]), body)
-        self.world.processing_job(run["evaluation"]["job_name"], run["evaluation"]["output_s3_uri"], started=begin,
-                                  ended=ended, status=status, exit_message=exit_message)
+        job = rescore or run["evaluation"]
+        self.world.put(layout.parse_s3_uri(job["output_s3_uri"].rstrip("/") + "/evaluation.json")[1], body)
+        self.world.processing_job(job["job_name"], job["output_s3_uri"], started=begin, ended=ended, status=status,
+                                  exit_message=exit_message)
 
     def trials(self, experiment: str) -> list[TrialRecord]:
         return SageMakerExperimentStore(self.world.sm).list_trials(experiment)
@@ -83,3 +86,7 @@ class MotoSide:
     def experiments(self) -> list[str]:
         return sorted(e["ExperimentName"] for e in self.world.sm.list_experiments()["ExperimentSummaries"])
 
+    def record_at_once(self, mode: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        handler = self.world.handlers[1]
+        return at_once([lambda run=run: handler.lambda_handler({"mode": mode, "run": run}, self.context)
+                        for run in runs])

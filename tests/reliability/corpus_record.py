@@ -11,12 +11,13 @@ other corpus modules.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws.evaluation_docs import evaluation_doc, job_identity
+from aws.evaluation_docs import evaluation_doc, job_identity, score
 
 from nyanops.core import layout, limits
 
@@ -386,6 +387,152 @@ def _(side: Side) -> None:
     [after] = side.trials("cats")
     assert (first["verdict"], again["verdict"]) == ("first", "already-best")
     assert (after.is_best, after.decision, after.metrics) == (True, before.decision, before.metrics)
+
+
+@case("records-at-once", "two trials of one experiment and test set recorded at the same moment",
+      "exactly one best, the higher figure; both Completed, each with its decision",
+      "RecordResults: decision in the experiment lock")
+def _(side: Side) -> None:
+    worse, better = start(side, "manifests/worse.json"), start(side, "manifests/better.json")
+    for run, wrong in ((worse, 2), (better, 0)):
+        side.record("started", run)
+        side.evaluate(run, json.dumps(good_doc(run, wrong)).encode())
+    answers = side.record_at_once("succeeded", [worse, better])
+    trials = {t.trial: t for t in side.trials("cats")}
+    assert [name for name, t in trials.items() if t.is_best] == [better["trial"]]
+    assert all(t.status == "Completed" and t.decision for t in trials.values())
+    assert sorted(a["verdict"] for a in answers) in (["first", "kept"], ["first", "moved"])
+
+
+# -- champion / challenger: the best model re-scored on a new test set ------------------------------------
+CHAMPION = "RecordResults: champion / challenger in the experiment lock"
+
+
+def on_test_set(run: dict[str, Any], test_hash: str) -> dict[str, Any]:
+    """The run, about another dataset's test split (its identity; the classes and counts stay)."""
+    run["dataset"]["split_hashes"] = {"train": "1" * 64, "val": "2" * 64, "test": test_hash}
+    return run
+
+
+def trained(run: dict[str, Any]) -> dict[str, Any]:
+    """The run's state after Train: its model (what the champion's re-scoring would load)."""
+    bucket = run["source"]["bucket"]
+    run.setdefault("results", {})["training"] = {
+        "model_artifacts": f"s3://{bucket}/{layout.run_model_prefix(run['execution_name'])}model.tar.gz"}
+    return run
+
+
+def best_with(side: Side, wrong: int, key: str = "manifests/champion.json") -> dict[str, Any]:
+    run = trained(start(side, key, comment="the best so far"))
+    side.record("started", run)
+    side.evaluate(run, json.dumps(good_doc(run, wrong)).encode())
+    assert side.record("succeeded", run)["is_best"] is True
+    return run
+
+
+def challenge(side: Side, wrong: int, key: str = "manifests/new-data.json") -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trial on a new test set; RecordResults asks for the champion to be re-scored on it."""
+    run = trained(on_test_set(start(side, key, comment="new data"), "3" * 64))
+    side.record("started", run)
+    side.evaluate(run, json.dumps(good_doc(run, wrong)).encode())
+    asked = side.record("succeeded", run)
+    assert asked["verdict"] == "rescore" and not asked["is_best"], asked
+    return run, asked
+
+
+def rescored(side: Side, run: dict[str, Any], asked: dict[str, Any], wrong: int | None,
+             error: dict[str, str] | None = None, body: bytes | None = None) -> dict[str, Any]:
+    """EvaluateChampion wrote the champion's figures (``wrong`` missed; or ``body``; or failed with ``error``);
+    then RecordChampion."""
+    rescore = asked["rescore"]
+    state = copy.deepcopy(run)
+    state.setdefault("results", {})["record"] = {"trial": asked}
+    if error is not None:
+        state["results"]["champion_error"] = error
+    else:
+        doc = evaluation_doc(wrong or 0, CLASSES, 2, job=job_identity(run["execution_name"], rescore["job_name"]))
+        side.evaluate(run, body or json.dumps(doc).encode(), rescore=rescore)
+    return side.record("champion", state)
+
+
+def bests(side: Side) -> list[str]:
+    return [t.trial for t in side.trials("cats") if t.is_best]
+
+
+@case("challenger-loses-on-shared-test-set",
+      "a trial of new data that beats the best on raw F1, while the best re-scored on the new test set beats it",
+      "the flag stays; both figures on the new test set and the reason are stored", CHAMPION)
+def _(side: Side) -> None:
+    best = best_with(side, wrong=2)
+    run, asked = challenge(side, wrong=1)  # raw: 0.733 against the best's 0.467
+    assert asked["rescore"]["champion"] == best["trial"] and asked["rescore"]["attempt"] == 1
+    assert asked["rescore"]["model_artifacts"] == best["results"]["training"]["model_artifacts"]
+    final = rescored(side, run, asked, wrong=0)  # the best scores 1.0 on the new test set
+    assert (final["verdict"], final["is_best"], final["best_trial"]) == ("kept", False, best["trial"])
+    assert f"this trial {score(1):.4f}, best {best['trial']} {score(0):.4f}" in final["decision"]
+    assert "re-scored" in final["decision"] and final["decision"] in final["message"]
+    [mine] = [t for t in side.trials("cats") if t.trial == run["trial"]]
+    assert mine.decision == final["decision"] and mine.champion_value == score(0)
+    assert bests(side) == [best["trial"]]
+
+
+@case("challenger-wins-on-shared-test-set",
+      "a trial of new data that loses on raw F1, while the best re-scored on the new test set does worse",
+      "the flag moves; both figures on the new test set and the reason are stored", CHAMPION)
+def _(side: Side) -> None:
+    best = best_with(side, wrong=0)
+    run, asked = challenge(side, wrong=1)  # raw: 0.733 against the best's 1.0
+    final = rescored(side, run, asked, wrong=3)
+    assert (final["verdict"], final["is_best"], final["previous_best"]) == ("moved", True, best["trial"])
+    assert f"this trial {score(1):.4f}, best {best['trial']} {score(3):.4f}" in final["decision"]
+    assert bests(side) == [run["trial"]]
+
+
+@case("champion-changed-during-rescore", "another trial takes the flag while the best is re-scored for this one",
+      "the new best is re-scored (attempt 2), then compared; exactly one best", CHAMPION)
+def _(side: Side) -> None:
+    first = best_with(side, wrong=2)
+    run, asked = challenge(side, wrong=0)
+    other = trained(start(side, "manifests/other.json"))  # on the first test set, beats the best meanwhile
+    side.record("started", other)
+    side.evaluate(other, json.dumps(good_doc(other, 0)).encode())
+    assert side.record("succeeded", other)["verdict"] == "moved"
+    again = rescored(side, run, asked, wrong=2)  # the figure of a trial that is no longer the best
+    assert again["verdict"] == "rescore" and again["rescore"]["champion"] == other["trial"]
+    assert again["rescore"]["attempt"] == 2 and again["rescore"]["job_name"].endswith("-champ2")
+    assert bests(side) == [other["trial"]]
+    final = rescored(side, run, again, wrong=3)
+    assert (final["verdict"], final["previous_best"]) == ("moved", other["trial"])
+    assert bests(side) == [run["trial"]] and first["trial"] not in bests(side)
+
+
+@case("rescore-forged", "the best's re-scoring file forged (F1 1.0, other class names)",
+      "the flag stays with the best; the decision says its re-scoring was refused", CHAMPION)
+def _(side: Side) -> None:
+    best = best_with(side, wrong=1)
+    run, asked = challenge(side, wrong=0)
+    forged = evaluation_doc(0, ("persian", "sphynx"), 2,
+                            job=job_identity(run["execution_name"], asked["rescore"]["job_name"]))
+    final = rescored(side, run, asked, wrong=None, body=json.dumps(forged).encode())
+    assert (final["verdict"], final["is_best"]) == ("kept", False)
+    assert "its evaluation was refused" in final["decision"] and "class_names" in final["decision"]
+    assert bests(side) == [best["trial"]]
+
+
+@case("rescore-job-failed", "the best's re-scoring job fails", "the flag stays; the decision names the job's reason",
+      CHAMPION)
+def _(side: Side) -> None:
+    best = best_with(side, wrong=1)
+    run, asked = challenge(side, wrong=0)
+    error = {"Error": "States.TaskFailed", "Cause": json.dumps({
+        "ProcessingJobName": asked["rescore"]["job_name"], "ProcessingJobStatus": "Failed",
+        "ExitMessage": "model.tar.gz holds no model.pth", "FailureReason": "AlgorithmError: see the logs"})}
+    final = rescored(side, run, asked, wrong=None, error=error)
+    assert (final["verdict"], final["is_best"]) == ("kept", False)
+    assert "the re-scoring job failed (States.TaskFailed: model.tar.gz holds no model.pth)" in final["decision"]
+    [mine] = [t for t in side.trials("cats") if t.trial == run["trial"]]
+    assert mine.status == "Completed" and mine.decision == final["decision"]
+    assert bests(side) == [best["trial"]]
 
 
 # -- helpers used above --------------------------------------------------------------------------------------

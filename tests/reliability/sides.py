@@ -13,13 +13,18 @@ from __future__ import annotations
 import copy
 import io
 import json
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from nyanops.core import layout
 from nyanops.core.experiments import TrialRecord
+from nyanops.core.record_results import RecordResultsDeps, record
 from nyanops.local import integrations
-from nyanops.local.integrations import LambdaContext
+from nyanops.local.database import connect
+from nyanops.local.experiment_store import SQLiteExperimentStore
+from nyanops.local.integrations import LambdaContext, LocalProcessingJobs
 from nyanops.local.runner import LocalPipeline
 
 from .corpus import BASE_OBJECTS
@@ -39,9 +44,40 @@ class Side(Protocol):
     def run_input(self, execution: str) -> dict[str, Any]: ...
     def record(self, mode: str, run: dict[str, Any]) -> dict[str, Any]: ...
     def evaluate(self, run: dict[str, Any], body: bytes, *, started: datetime | None = None,
-                 ended: datetime | None = None, status: str = "Completed", exit_message: str = "") -> None: ...
+                 ended: datetime | None = None, status: str = "Completed", exit_message: str = "",
+                 rescore: dict[str, Any] | None = None) -> None:
+        """The run's processing job (or, with ``rescore``, the champion's re-scoring job it asked for) wrote
+        ``body``."""
+        ...
     def trials(self, experiment: str) -> list[TrialRecord]: ...
     def experiments(self) -> list[str]: ...
+    def record_at_once(self, mode: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """RecordResults for every run at the same moment (separate invocations, released together)."""
+        ...
+
+
+def at_once(calls: list[Callable[[], dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Run ``calls`` in threads released by one barrier; their answers in order (the first error raised)."""
+    barrier = threading.Barrier(len(calls))
+    answers: list[dict[str, Any] | None] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        barrier.wait()
+        try:
+            answers[i] = calls[i]()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    if errors:
+        raise errors[0]
+    assert all(a is not None for a in answers), "a record did not finish"
+    return [a for a in answers if a is not None]
 
 
 def with_object(event: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -121,12 +157,14 @@ class LocalSide:
         return handler.lambda_handler({"mode": mode, "run": run}, LambdaContext("RecordResults"))
 
     def evaluate(self, run: dict[str, Any], body: bytes, *, started: datetime | None = None,
-                 ended: datetime | None = None, status: str = "Completed", exit_message: str = "") -> None:
+                 ended: datetime | None = None, status: str = "Completed", exit_message: str = "",
+                 rescore: dict[str, Any] | None = None) -> None:
         begin = started or datetime.now(UTC) - timedelta(seconds=1)
-        self.pipeline.store.put(layout.evaluation_key(run["execution_name"]), body)
+        job = rescore or run["evaluation"]
+        self.pipeline.store.put(layout.parse_s3_uri(job["output_s3_uri"].rstrip("/") + "/evaluation.json")[1], body)
         describe = {
-            "ProcessingJobName": run["evaluation"]["job_name"], "ProcessingJobStatus": status,
-            "ProcessingOutputConfig": run["evaluation"]["output_config"],
+            "ProcessingJobName": job["job_name"], "ProcessingJobStatus": status,
+            "ProcessingOutputConfig": job["output_config"],
             "ProcessingStartTime": begin.isoformat(),
             "ProcessingEndTime": (ended or datetime.now(UTC)).isoformat(),
         }
@@ -139,3 +177,13 @@ class LocalSide:
 
     def experiments(self) -> list[str]:
         return sorted({t.experiment for t in self.pipeline.experiments.list_trials()})
+
+    def record_at_once(self, mode: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Each local RecordResults runs in its own process with its own connection (five workers at once);
+        # here each thread opens its own, as such a process would.
+        def call(run: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+            own = SQLiteExperimentStore(connect(self.pipeline.root / "nyanops.db"))
+            deps = RecordResultsDeps(self.pipeline.store, own, LocalProcessingJobs(self.pipeline.root / "jobs"))
+            return lambda: record({"mode": mode, "run": run}, deps)
+
+        return at_once([call(run) for run in runs])
