@@ -25,7 +25,6 @@ from nyanops.core.best_model import (
     check_metric,
     check_tolerance,
     close_pending,
-    decide,
     metric_value,
     record_and_decide,
 )
@@ -41,11 +40,25 @@ def who(trial: str, value: float | None, test: str = TEST_A, classes: str = "k1"
     return Contender(trial, value, test, classes, model, dataset)
 
 
+def decide(challenger: Contender, champion: Contender | None, metric: str, tolerance: float,
+           *args: object, **kwargs: object) -> best_model.Decision:
+    """``best_model.decide`` and what holds for every decision: it is about the challenger, names the
+    champion it was compared with, and explains itself in a sentence."""
+    d = best_model.decide(challenger, champion, metric, tolerance, *args, **kwargs)  # type: ignore[arg-type]
+    assert d.trial == challenger.trial
+    assert d.previous_best == (champion.trial if champion else None)
+    assert d.note.compared_with == (champion.trial if champion else "")
+    assert isinstance(d.note.text, str) and len(d.note.text) > 20
+    assert d.is_best == (d.best == challenger.trial) and d.final == (d.verdict is not Verdict.RESCORE)
+    assert (d.rescore is not None) == (d.verdict is Verdict.RESCORE)
+    return d
+
+
 # -- settings checks ----------------------------------------------------------------------------------
 def test_unknown_metric_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown primary metric 'f2'"):
         decide(who("a", 0.5), None, "f2", 0.0)
-    with pytest.raises(ValueError, match="macro_f1"):
+    with pytest.raises(ValueError, match="use one of macro_f1, accuracy, macro_precision"):
         check_metric("loss")
     assert check_metric(DEFAULT_PRIMARY_METRIC) == "macro_f1"
 
@@ -103,7 +116,7 @@ def test_same_test_set_moves_only_by_more_than_the_tolerance(challenger: float, 
     assert d.note.compared_with == "old" and d.note.champion_value == champion
     assert f"this trial {challenger:.4f}, best old {champion:.4f}" in d.note.text
     assert f"difference {challenger - champion:+.6f}" in d.note.text
-    assert "on the same test set, dataset ds-a (test split aaaaaaaaaaaa)" in d.note.text
+    assert "macro_f1 (higher is better) on the same test set, dataset ds-a (test split aaaaaaaaaaaa)" in d.note.text
     if verdict is Verdict.MOVED:
         assert d.note.text.endswith("more than the tolerance 0.005: the flag moves to this trial")
     else:
@@ -113,6 +126,15 @@ def test_same_test_set_moves_only_by_more_than_the_tolerance(challenger: float, 
 def test_zero_tolerance_any_gain_moves() -> None:
     assert decide(who("new", 0.9000001), who("old", 0.9), "macro_f1", 0.0).verdict is Verdict.MOVED
     assert decide(who("new", 0.9), who("old", 0.9), "macro_f1", 0.0).verdict is Verdict.KEPT
+
+
+def test_a_gain_of_float_noise_is_no_gain() -> None:
+    """0.905 - 0.900 is 0.00500000000000004: with a 0.005 tolerance that must not count as more than it."""
+    assert decide(who("new", 0.905), who("old", 0.9), "macro_f1", 0.005).verdict is Verdict.KEPT
+    at_epsilon = decide(who("new", best_model.GAIN_EPSILON), who("old", 0.0), "macro_f1", 0.0)
+    assert at_epsilon.verdict is Verdict.KEPT
+    beyond = decide(who("new", 2 * best_model.GAIN_EPSILON), who("old", 0.0), "macro_f1", 0.0)
+    assert beyond.verdict is Verdict.MOVED
 
 
 def test_lower_is_better_for_error_rate() -> None:
@@ -130,7 +152,10 @@ def test_another_test_set_asks_to_rescore_the_champion() -> None:
 
 
 def test_an_unknown_test_set_identity_is_another_test_set() -> None:
-    assert decide(who("new", 0.9, ""), who("old", 0.5, ""), "macro_f1", 0.0).verdict is Verdict.RESCORE
+    d = decide(who("new", 0.9, ""), who("old", 0.5, "", dataset=""), "macro_f1", 0.0)
+    assert d.verdict is Verdict.RESCORE
+    assert d.note.text.startswith("pending: the best trial old was evaluated on test split of unknown identity; ")
+    assert "this trial's dataset ds-a (test split of unknown identity)" in d.note.text
 
 
 def test_rescored_figures_decide_on_the_challengers_test_set() -> None:
@@ -139,8 +164,8 @@ def test_rescored_figures_decide_on_the_challengers_test_set() -> None:
     kept = decide(challenger, champion, "macro_f1", 0.005, Rescored("old", 0.97), attempt=1)
     assert (kept.verdict, kept.best) == (Verdict.KEPT, "old")
     assert kept.note.champion_value == 0.97
-    assert "on this trial's dataset ds-b (test split bbbbbbbbbbbb), where the best trial old was re-scored" in (
-        kept.note.text)
+    assert "macro_f1 (higher is better) on this trial's dataset ds-b (test split bbbbbbbbbbbb), where the best trial " \
+           "old was re-scored" in kept.note.text
     moved = decide(challenger, champion, "macro_f1", 0.005, Rescored("old", 0.90), attempt=1)
     assert (moved.verdict, moved.best, moved.note.champion_value) == (Verdict.MOVED, "new", 0.90)
 
@@ -203,6 +228,7 @@ class MemorySession:
                                             model_location=result.model_location)
 
     def set_best(self, trial: str) -> None:
+        self.store.writes.append(f"set_best {trial}")
         for name, r in self.store.records.items():
             self.store.records[name] = replace(r, is_best=name == trial)
 
@@ -216,6 +242,7 @@ class MemoryStore:
         self.records = {r.trial: r for r in records}
         self.reads = 0
         self.held = False
+        self.writes: list[str] = []
 
     @contextmanager
     def decision(self, experiment: str) -> Iterator[MemorySession]:
@@ -252,6 +279,27 @@ def test_record_and_decide_keeps_the_flag_and_stores_the_reason() -> None:
     assert d.verdict is Verdict.KEPT
     assert {n: r.is_best for n, r in store.records.items()} == {"old": True, "new": False}
     assert "not more than the tolerance" in store.records["new"].decision
+    assert store.records["new"].compared_with == "old" and store.records["new"].champion_value == 0.90
+    assert store.writes == []  # a kept flag writes no flag (each write is API calls on SageMaker)
+
+
+def test_record_and_decide_moves_the_flag_with_one_write() -> None:
+    store = MemoryStore(rec("old", 0.80, best=True), rec("new", status=IN_PROGRESS))
+    record_and_decide(store, "cats", "new", "macro_f1", 0.005, result=result(0.90))  # type: ignore[arg-type]
+    assert store.writes == ["set_best new"]
+
+
+def test_two_bests_including_this_trial_leave_this_one() -> None:
+    store = MemoryStore(rec("other", 0.95, best=True), rec("new", 0.9, best=True))
+    d = record_and_decide(store, "cats", "new", "macro_f1", 0.005)  # type: ignore[arg-type]
+    assert d.verdict is Verdict.ALREADY_BEST
+    assert [n for n, r in store.records.items() if r.is_best] == ["new"] and store.writes == ["set_best new"]
+
+
+def test_a_contender_is_read_whole_from_its_record() -> None:
+    record = replace(rec("t", 0.7), dataset_id="ds-x", classes_key="k9", model_location="s3://b/t.tar.gz")
+    assert Contender.of(record, "macro_f1") == Contender("t", 0.7, TEST_A, "k9", "s3://b/t.tar.gz", "ds-x")
+    assert Contender.of(record, "accuracy").value is None
 
 
 def test_record_and_decide_first_trial() -> None:
@@ -292,12 +340,29 @@ def test_a_trial_without_a_record_is_refused() -> None:
         record_and_decide(MemoryStore(rec("new", status=FAILED)), "cats", "new", "macro_f1", 0.0)  # type: ignore[arg-type]
 
 
+def test_close_pending_without_a_best_or_a_record() -> None:
+    store = MemoryStore(rec("new", 0.9))
+    closed = close_pending(store, "cats", "new", "boom")  # type: ignore[arg-type]
+    assert closed is not None and closed.best is None
+    assert closed.text.endswith("the flag stays with no trial")
+    assert store.records["new"].compared_with == ""
+    assert close_pending(MemoryStore(rec("other", 0.9)), "cats", "ghost", "e") is None  # type: ignore[arg-type]
+
+
+def test_close_pending_of_the_best_keeps_its_reason() -> None:
+    store = MemoryStore(replace(rec("new", 0.9, best=True), decision="it beat old"))
+    assert close_pending(store, "cats", "new", "e").text == "it beat old"  # type: ignore[arg-type, union-attr]
+    store = MemoryStore(rec("new", 0.9, best=True))
+    assert close_pending(store, "cats", "new", "e").text == "this trial holds the best flag"  # type: ignore[arg-type, union-attr]
+
+
 def test_close_pending_keeps_the_flag_and_says_why() -> None:
     store = MemoryStore(rec("old", 0.5, best=True), rec("new", 0.9))
     closed = close_pending(store, "cats", "new", "ExperimentBusy: busy")  # type: ignore[arg-type]
     assert closed is not None and closed.best == "old"
     assert store.records["new"].decision == closed.text
     assert "could not be completed (ExperimentBusy: busy); the flag stays with old" in closed.text
+    assert store.records["new"].compared_with == "old"
     assert close_pending(MemoryStore(rec("x", status=FAILED)), "cats", "x", "e") is None  # type: ignore[arg-type]
     best = MemoryStore(rec("new", 0.9, best=True))
     assert close_pending(best, "cats", "new", "e").best == "new"  # type: ignore[arg-type, union-attr]
