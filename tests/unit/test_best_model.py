@@ -96,6 +96,7 @@ def test_no_champion_the_challenger_takes_the_flag() -> None:
 def test_a_retried_record_of_the_best_trial_changes_nothing() -> None:
     d = decide(who("t", 0.9), who("t", 0.9), "macro_f1", 0.005)
     assert (d.verdict, d.best, d.is_best) == (Verdict.ALREADY_BEST, "t", True)
+    assert d.note.text == "this trial holds the best flag"
 
 
 @pytest.mark.parametrize(

@@ -214,13 +214,8 @@ def validate_manifest(data: Any) -> Manifest:
         )
     try:
         return parse(event=data, model=Manifest)
-    except ValidationError as exc:
+    except ValidationError as exc:  # Powertools' parse raises pydantic's error as it is
         raise UploadRejected([_problem(err) for err in exc.errors()]) from None
-    except Exception as exc:  # Powertools wraps some pydantic failures
-        cause = exc.__cause__
-        if isinstance(cause, ValidationError):
-            raise UploadRejected([_problem(err) for err in cause.errors()]) from None
-        raise
 
 
 def _json_type(value: Any) -> str:
