@@ -43,6 +43,11 @@ def recorded(objects: MemoryObjects, key: str = RECORD) -> dict[str, object]:
         ("", "0055", False),
         ("zz", "0055", False),  # unknown is never "older"
         ("0055", "zz", False),
+        ("0g", "ff", False),  # not hexadecimal (though a valid base-17 number)
+        ("00", "0g", False),
+        ("!!", "ff", False),
+        ("1", "01", False),  # the same sequencer once padded with zeros
+        ("00", "1", True),
     ],
 )
 def test_sequencer_order(candidate: str | None, recorded_seq: str | None, older: bool) -> None:
@@ -127,7 +132,26 @@ def test_a_refusal_of_a_very_long_key_stays_within_s3s_limit_and_keeps_the_full_
 def test_rejection_record_shape() -> None:
     rejected = UploadRejected([Problem("a", "b", "c"), Problem("d", "e", "f")])
     body = rejection_record(KEY, rejected, T0)
-    assert body["rejected_at"] == "2026-11-28T07:00:00+00:00"
-    assert body["message"] == "a: b. Fix: c; d: e. Fix: f"
-    assert [p["field"] for p in body["problems"]] == ["a", "d"]
-    assert "left untouched" in body["note"]
+    assert body == {
+        "key": KEY,
+        "rejected_at": "2026-11-28T07:00:00+00:00",
+        "message": "a: b. Fix: c; d: e. Fix: f",
+        "problems": [{"field": "a", "problem": "b", "fix": "c"}, {"field": "d", "problem": "e", "fix": "f"}],
+        "note": "The upload itself was left untouched. Fix it and upload it again under a new name (or the same "
+                "name: a new version is a new upload).",
+    }
+    assert rejection_record(KEY, rejected)["rejected_at"].endswith("+00:00")  # now, in UTC
+
+
+def test_the_record_is_readable_json_written_at_the_given_time() -> None:
+    key = "manifests/ねこ.json"
+    objects, notifier = MemoryObjects(), MemoryNotifier()
+    record_refusal(objects, notifier, upload("v1", "0A", key=key), REFUSED, T0 - timedelta(days=1))
+    raw = objects.get(layout.rejection_key(key))
+    body = json.loads(raw)
+    assert raw == json.dumps(body, indent=2, ensure_ascii=False).encode()  # indented, non-ASCII kept
+    assert "ねこ".encode() in raw and body["rejected_at"] == "2026-11-27T07:00:00+00:00"
+    # the first write (before the notification) has the same shape
+    first = json.loads(objects.versions[layout.rejection_key(key)][0][1])
+    assert objects.versions[layout.rejection_key(key)][0][1] == json.dumps(first, indent=2, ensure_ascii=False).encode()
+    assert first["notified"] is False and first["rejected_at"] == body["rejected_at"]
