@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -228,3 +228,19 @@ def test_the_champions_job_is_read_from_its_own_prefix() -> None:
     jobs.add(f"{EXECUTION}-champ1", champion_out)
     doc = read(objects, jobs, output_uri=champion_out, job_name=f"{EXECUTION}-champ1")
     assert doc["job"]["processing_job"] == f"{EXECUTION}-champ1"
+
+
+def test_times_in_another_zone_are_compared_as_instants() -> None:
+    tokyo = timezone(timedelta(hours=9))
+    objects, jobs = world(started=(T0 - timedelta(minutes=5)).astimezone(tokyo), ended=T0.astimezone(tokyo))
+    read(objects, jobs)  # written at T0 (UTC), within 07:55-08:00 UTC = 16:55-17:00 in Tokyo
+
+
+def test_an_output_prefix_ending_in_x() -> None:
+    """Only slashes are trimmed from the prefix (a job name may end in any letter)."""
+    output = "s3://b/runs/m-cats-X/evaluation-X"
+    objects, jobs = MemoryObjects(), MemoryJobs()
+    body = json.dumps(evaluation_doc(job=job_identity(EXECUTION))).encode()
+    objects.put("runs/m-cats-X/evaluation-X/evaluation.json", body)
+    jobs.add(JOB, output + "/")
+    assert read(objects, jobs, output_uri=output)["num_images"] == 4

@@ -395,3 +395,163 @@ def test_failure_text(error: Any, text: str) -> None:
 def test_failure_text_is_clipped() -> None:
     text = failure_text({"Error": "E", "Cause": "x" * 5000})
     assert len(text) == MAX_ERROR and text.endswith(" [...]")
+
+
+# -- what is stored and said, field by field ----------------------------------------------------------------
+
+
+def test_the_trial_is_registered_with_everything_the_run_knows(world: World, tmp_path: Path) -> None:
+    run = run_state("m-a-0000000000000001")
+    run["comment"] = "epochs 10"
+    world.call("started", run)
+    [t] = world.experiments.list_trials()
+    assert (t.dataset_id, t.dataset_hash, t.code_hash, t.comment, t.source_key) == (
+        run["dataset"]["id"], run["dataset"]["content_hash"], run["code"]["hash"], "epochs 10", run["source"]["key"])
+    row = connect(tmp_path / "nyanops.db").execute("SELECT execution_name FROM trials").fetchone()
+    assert row["execution_name"] == run["execution_name"]
+
+
+def test_optional_run_fields_have_their_defaults(world: World) -> None:
+    run = run_state("m-a-0000000000000001")
+    for optional in ("comment", "primary_metric", "best_model_tolerance", "results"):
+        run.pop(optional, None)
+    world.call("started", run)
+    world.evaluate(run, wrong=1)
+    answer = world.call("succeeded", run)
+    [t] = world.experiments.list_trials()
+    assert t.comment == "" and t.model_location == ""
+    assert answer["subject"].startswith("nyanops: cats macro_f1 ")  # the default metric
+    lines = answer["message"].splitlines()
+    assert f"dataset {run['dataset']['id']}  comment: " in lines and "model: " in lines
+
+
+def test_the_record_keeps_what_train_py_resolved(world: World) -> None:
+    run = run_state("m-a-0000000000000001")
+    world.call("started", run)
+    world.evaluate(run, wrong=1, hyperparameters={"epochs": 7, "arch": "resnet18"})
+    world.call("succeeded", run)
+    [t] = world.experiments.list_trials()
+    assert t.hyperparameters == {"epochs": 7, "arch": "resnet18"} and t.best_epoch == 3
+    assert t.model_location == run["results"]["training"]["model_artifacts"]
+
+
+def test_the_whole_success_message(world: World) -> None:
+    run = run_state("m-a-0000000000000001")
+    run["comment"] = "epochs 10"
+    world.call("started", run)
+    world.evaluate(run, wrong=1)
+    answer = world.call("succeeded", run, arn=ARN.format(run["execution_name"]))
+    f1 = score(1)
+    execution = run["execution_name"]
+    assert answer["message"].splitlines() == [
+        f"Run {execution} of experiment cats finished.",
+        f"accuracy 0.7500  macro precision 0.8333  macro recall 0.7500  macro F1 {f1:.4f}",
+        "macro_f1: NEW BEST",
+        f"Why: {answer['decision']}.",
+        f"dataset {run['dataset']['id']}  comment: epochs 10",
+        f"model: s3://b/runs/{execution}/model/model.tar.gz",
+        f"evaluation: s3://b/runs/{execution}/evaluation/evaluation.json",
+        "execution: https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/"
+        + ARN.format(execution),
+        f"training job: https://eu-west-1.console.aws.amazon.com/sagemaker/home?region=eu-west-1#/jobs/"
+        f"{run['training']['job_name']}",
+        f"evaluation job: https://eu-west-1.console.aws.amazon.com/sagemaker/home?region=eu-west-1#/processing-jobs/"
+        f"{execution}-eval",
+    ]
+    assert {k: answer[k] for k in ("experiment", "trial", "status")} == {
+        "experiment": "cats", "trial": execution, "status": "Completed"}
+
+
+def test_the_whole_failure_answer(world: World) -> None:
+    run = run_state("m-a-0000000000000001")
+    run["error"] = {"Error": "States.TaskFailed", "Cause": "boom"}
+    answer = world.call("failed", run, arn=ARN.format(run["execution_name"]))
+    assert {k: answer[k] for k in ("experiment", "trial", "status", "error", "is_best", "subject")} == {
+        "experiment": "cats", "trial": run["trial"], "status": "Failed", "error": "States.TaskFailed: boom",
+        "is_best": False, "subject": "nyanops: cats run failed"}
+    lines = answer["message"].splitlines()
+    assert lines[:2] == [f"Run {run['trial']} of experiment cats failed.", "States.TaskFailed: boom"]
+    assert lines[2].startswith("execution: https://eu-west-1.console.aws.amazon.com/states/")
+
+
+def test_a_failure_after_results_without_a_best(world: World, tmp_path: Path) -> None:
+    """A trial whose results are recorded but which is not best, in an experiment where no trial is best."""
+    run = run_state("m-a-0000000000000001")
+    world.call("started", run)
+    world.evaluate(run, wrong=1)
+    world.call("succeeded", run)
+    connect(tmp_path / "nyanops.db").execute("UPDATE trials SET is_best = 0")  # the flag cleared by hand
+    run["error"] = {"Error": "ExperimentBusy", "Cause": "held"}
+    answer = world.call("failed", run)
+    assert "Its results are recorded; the best flag stays with no trial: the best-model decision could not be " \
+           "completed (ExperimentBusy: held); the flag stays with no trial." in answer["message"]
+
+
+def test_subjects_are_cut_to_99_characters(world: World) -> None:
+    run = run_state("m-a-0000000000000001", experiment="c" * 120)
+    run["error"] = {"Error": "X", "Cause": "y"}
+    subject = world.call("failed", run)["subject"]
+    assert len(subject) == limits.SNS_SUBJECT_MAX - 1 and subject == f"nyanops: {'c' * 87}..."
+
+
+def test_the_evaluation_job_name_check_names_the_file(world: World) -> None:
+    run = run_state("m-a-0000000000000001")
+    world.call("started", run)
+    run["evaluation"]["job_name"] = "m-other-0000000000000009-eval"
+    with pytest.raises(EvaluationRefused) as caught:
+        world.call("succeeded", run)
+    assert caught.value.uri == "s3://b/runs/m-a-0000000000000001/evaluation/evaluation.json"
+
+
+def test_a_rescore_request_without_outputs() -> None:
+    from nyanops.core.best_model import Decision, Rescore, Verdict
+    from nyanops.core.experiments import DecisionNote
+    from nyanops.core.record_results import rescore_request
+
+    run = run_state("m-a-0000000000000001")
+    run["evaluation"]["output_config"] = {"KmsKeyId": KMS}
+    decision = Decision(Verdict.RESCORE, run["trial"], "old", "old", DecisionNote("pending", "old"),
+                        Rescore("old", "s3://b/old.tar.gz", 2))
+    request = rescore_request(run, decision)
+    assert request["output_config"] == {"KmsKeyId": KMS} and request["attempt"] == 2
+    assert request["output_s3_uri"] == "s3://b/runs/m-a-0000000000000001/champion-2/"
+
+
+def test_evaluation_location_trims_only_slashes() -> None:
+    from nyanops.core.record_results import evaluation_location
+
+    assert evaluation_location({"evaluation": {"output_s3_uri": "s3://b/runs/m-X/"}}) == "s3://b/runs/m-X/evaluation.json"
+
+
+def test_classes_key_is_the_sha256_of_the_names_one_per_line() -> None:
+    import hashlib
+
+    assert classes_key(["a", "b"]) == hashlib.sha256(b"a\nb").hexdigest()
+
+
+def test_links_of_odd_arns_and_runs() -> None:
+    assert Links.of("arn:aws:states:eu-west-1", {}).region == "eu-west-1"
+    assert Links.of(5, {}) == Links("", "")
+    links = Links.of(ARN.format("m-x"), {})
+    assert links.lines({}) == [
+        "execution: https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/"
+        + ARN.format("m-x")]
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        ({"Error": "E"}, "E: "),
+        ({"Error": "E", "Cause": {"a": 1}}, "E: {'a': 1}"),
+        ({"Error": "E", "Cause": '  {"errorMessage": "m"}'}, "E: m"),
+        (cause(ProcessingJobStatus="Failed", ExitMessage="x"), "States.TaskFailed: x"),
+        (cause(ProcessingJobName="j", FailureReason="y"), "States.TaskFailed: y"),
+        (cause(ProcessingJobName="j", ProcessingJobStatus="Stopped", ExitMessage="halted by MAX"),
+         "States.TaskFailed: processing job Stopped: halted by MAX"),
+        (cause(TrainingJobStatus="Failed", FailureReason="oom"), "States.TaskFailed: oom"),
+        (cause(TrainingJobName="t", FailureReason="oom"), "States.TaskFailed: oom"),
+        (cause(TrainingJobName="t", TrainingJobStatus="Stopped"), "States.TaskFailed: training job Stopped ()"),
+    ],
+)
+def test_failure_text_of_partial_describes(error: Any, text: str) -> None:
+    assert failure_text(error) == text
