@@ -103,6 +103,7 @@ def test_a_manifest_starts_one_run(world: World) -> None:
     assert result.as_dict() == {"outcome": "started", "key": "manifests/run.json", "execution_name": name,
                                 "problems": [], "reason": ""}
     assert execution_input["experiment"] == "cats" and execution_input["code"]["hash"] == CODE_HASH
+    assert execution_input["source"]["kind"] == "manifest"
     assert world.send(upload).outcome is Outcome.DUPLICATE
 
 
@@ -167,6 +168,7 @@ def test_a_dataset_marker_starts_the_default_run(world: World) -> None:
     assert result.outcome is Outcome.STARTED and result.execution_name.startswith("ds-cats-two-")
     [execution_input] = world.starter.started.values()
     assert execution_input["experiment"] == "felines" and execution_input["comment"] == "new dataset cats-two"
+    assert execution_input["source"]["kind"] == "dataset"
 
 
 def test_the_marker_version_of_the_event_is_the_one_checked(world: World) -> None:
@@ -234,6 +236,21 @@ def test_default_manifest() -> None:
     m = default_manifest("2026-11-28T064300Z", settings)
     assert (m.experiment, m.dataset, m.dataset_id, m.comment) == (
         "x", "datasets/2026-11-28T064300Z", "2026-11-28T064300Z", "new dataset 2026-11-28T064300Z")
+    assert default_manifest("MAX", settings).dataset == "datasets/MAX"  # only the slash is trimmed
+
+
+def test_an_execution_input_over_the_budget_is_refused_before_the_start(world: World,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "EXECUTION_INPUT_MAX_BYTES", 1000)
+    problem = refused(world, world.upload("manifests/run.json", manifest()))
+    assert problem.field == "dataset" and "more than the 1000 bytes a Step Functions execution" in problem.problem
+    assert "(2 classes, names of up to 7 characters)" in problem.problem
+
+
+def test_a_marker_that_is_not_json_names_its_key(world: World) -> None:
+    world.objects.put("datasets/cats-two/train/a/1.jpg", b"x")
+    problem = refused(world, world.upload(layout.dataset_marker_key("cats-two"), b"not json"))
+    assert problem.field == "datasets/cats-two/_dataset.json"
 
 
 @dataclass
@@ -275,3 +292,5 @@ def test_the_execution_input_at_both_ends() -> None:
         "names of up to 5 characters)", "use shorter class folder names or fewer classes per dataset")]
     with pytest.raises(Exception, match="would be"):
         check_execution_input({"x": "é" * (room // 2 + 1)}, request)  # bytes of UTF-8, not characters
+    with pytest.raises(Exception, match=r"\(0 classes, names of up to 0 characters\)"):
+        check_execution_input({"x": "a" * (room + 1)}, Request(summary(0)))  # type: ignore[arg-type]

@@ -125,7 +125,7 @@ class Manifest(BaseModel):
 
 def dataset_id_from_ref(ref: str) -> str:
     """``datasets/<id>`` (a trailing slash is fine) → ``<id>``; anything that leaves the layout is refused."""
-    if ref.startswith("s3://") or "://" in ref:
+    if "://" in ref:  # s3://, https://, file://: any URI
         raise ValueError(f"is a URI; datasets are read only from this bucket{_FIX_SEP}{_DATASET_FIX}")
     if ref.startswith("/"):
         raise ValueError(f"is an absolute path{_FIX_SEP}{_DATASET_FIX}")
