@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip with one progress line per phase (resolving, downloading n/N, installing) and its full log in the venv.
 PIP_PROGRESS = $(PYTHON) scripts/pip_progress.py
 
-.PHONY: demo test lint static test-core test-ml bench build deploy clean help
+.PHONY: demo test lint static test-core test-ml mutation bench build deploy clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,6 +40,19 @@ test-core: $(VENV)/.done  ## serverless + core + local executor tests (no torch)
 test-ml: $(VENV_ML)/.done  ## training / evaluation / local end-to-end tests (torch, CPU)
 	$(VENV_ML)/bin/pytest -m "ml or e2e" -q tests
 
+# The modules that decide outcomes, one mutmut run each (mutmut's settings and test selection: pyproject.toml).
+MUTATION_MODULES := nyanops.core.manifest nyanops.core.dataset nyanops.core.start_pipeline nyanops.core.rejection \
+	nyanops.core.best_model nyanops.core.record_results nyanops.core.evaluation_source \
+	nyanops.core.evaluation_report nyanops.aws.experiment_lock nyanops.aws.sagemaker_experiments \
+	nyanops.local.experiment_store
+MUTATION_JOBS ?= 2
+
+mutation: $(VENV)/.done  ## mutation testing of the deciding modules (slow, CPU-heavy; not part of `make test`)
+	for module in $(MUTATION_MODULES); do \
+		$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) "$$module.*" || exit 1; \
+	done
+	$(VENV)/bin/python scripts/mutation_scores.py
+
 bench: $(VENV_ML)/.done $(VENV)/.done $(VENV_SAM)/.done  ## benchmarks; figures go to docs/benchmarks.md
 	$(VENV_ML)/bin/python bench/cv_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev}
 	$(VENV_ML)/bin/python bench/ml_bench.py --data $${NYANOPS_SAMPLE_DATA:-../shared/datasets/cats-dev} --seeds 0 1 2
@@ -55,7 +68,7 @@ deploy: build  ## sam deploy --guided, then push ml_code to the stack's bucket
 	@echo "Now push the training code: $(VENV_ML)/bin/nyanops code push --bucket <BucketName output>"
 
 clean:  ## remove build outputs and the local pipeline root (keeps the virtualenvs)
-	rm -rf .aws-sam .nyanops .pytest_cache .ruff_cache
+	rm -rf .aws-sam .nyanops .pytest_cache .ruff_cache mutants
 
 $(VENV)/.done: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -1,7 +1,8 @@
 """RecordResults Lambda: registers, completes or fails a trial in SageMaker Experiments.
 
-Invoked by the state machine with ``{"mode": "started" | "succeeded" | "failed", "run": $}``; the
-logic is ``nyanops.core.record_results.record``. Its return value is what ``Notify`` publishes.
+Invoked by the state machine with ``{"mode": "started" | "succeeded" | "champion" | "failed", "run": $,
+"execution_arn": $$.Execution.Id}``; the logic is ``nyanops.core.record_results.record``. Its return value
+is what ``Notify`` publishes (or, with ``rescore``, what EvaluateChampion runs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from nyanops.aws.experiment_lock import DynamoExperimentLock
 from nyanops.aws.s3_store import S3ObjectStore
 from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
+from nyanops.aws.sagemaker_jobs import SageMakerProcessingJobs
 from nyanops.core.record_results import RecordResultsDeps, record
 from nyanops.core.settings import RecordResultsSettings, load_settings
 
@@ -31,9 +33,11 @@ def get_deps() -> RecordResultsDeps:
     if _deps is None:
         settings = load_settings(RecordResultsSettings)
         lock = DynamoExperimentLock(boto3.client("dynamodb"), settings.lock_table)
+        sagemaker = boto3.client("sagemaker")
         _deps = RecordResultsDeps(
             store=S3ObjectStore(boto3.client("s3"), settings.bucket),
-            experiments=SageMakerExperimentStore(boto3.client("sagemaker"), lock),
+            experiments=SageMakerExperimentStore(sagemaker, lock),
+            jobs=SageMakerProcessingJobs(sagemaker),
         )
     return _deps
 

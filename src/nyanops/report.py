@@ -547,7 +547,7 @@ def _trial_body(t: TrialReport, primary_metric: str, thumb_px: int) -> str:
     if t.note:
         parts.append(f'<p class="note">{esc(t.note)}</p>')
     ev = t.evaluation
-    cm = (ev or {}).get("confusion_matrix") or {}
+    cm = (ev or {}).get("confusion_matrix") or {}  # the matrix lives in evaluation.json only
     labels, matrix = cm.get("labels") or [], cm.get("matrix") or []
     if labels and matrix:
         parts.append(

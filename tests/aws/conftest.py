@@ -1,10 +1,11 @@
 """A moto world for handler and workflow tests: the example bucket (versioned), the SNS topic, the
 DynamoDB lock table and the real state machine (ASL with its substitutions filled with fake ARNs).
 
-Sockets are off: moto answers in-process. Two test-only corrections to moto are installed here:
-``DescribeExperiment`` of a missing experiment raises a Python ``KeyError`` in moto 5.2 (AWS answers
-``ResourceNotFound``), and moto's DynamoDB conditional writes are not atomic across threads (DynamoDB's
-are), which the lock tests need.
+Sockets are off: moto answers in-process. Test-only corrections to moto are installed here: SageMaker
+Experiments refuses and matches names as AWS does (``moto_limits``: parameter limits, case-insensitive
+names, ``DescribeExperiment`` of a missing experiment answering ``ResourceNotFound`` instead of moto 5.2's
+Python ``KeyError``), and moto's DynamoDB conditional writes are atomic across threads (DynamoDB's are),
+which the lock tests need.
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 from moto.s3.models import s3_backends
-from moto.sagemaker.exceptions import ResourceNotFound
-from moto.sagemaker.models import SageMakerModelBackend
+from moto.sagemaker.models import sagemaker_backends
 from moto.sns.models import sns_backends
 from pytest_socket import disable_socket, enable_socket
 
 from nyanops.core import dataset as datasets
 from nyanops.core import layout
 
+from . import moto_limits
 from .dataset_registry_table import QUIET_SECONDS, REGISTRY_TABLE, create_registry_table
-from .evaluation_docs import CLASSES
+from .evaluation_docs import CLASSES, evaluation_doc, job_identity
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -58,7 +59,8 @@ def asl_definition(topic_arn: str) -> str:
     for name, value in {
         "RecordResultsFunctionArn": RECORD_RESULTS_ARN,
         "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/nyanops-sagemaker",
-        "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:2.5-cpu-py311",
+        "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch:2.14-cpu-amzn2023-sagemaker",
+        "ProcessingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch:2.14-cpu-amzn2023-sagemaker",
         "ResultsTopicArn": topic_arn,
     }.items():
         text = text.replace("${" + name + "}", value)
@@ -66,13 +68,6 @@ def asl_definition(topic_arn: str) -> str:
     return text
 
 
-def _describe_experiment(self: SageMakerModelBackend, experiment_name: str) -> dict[str, Any]:
-    if experiment_name not in self.experiments:
-        raise ResourceNotFound(f"Experiment {experiment_name} does not exist.")
-    return _ORIG_DESCRIBE_EXPERIMENT(self, experiment_name)
-
-
-_ORIG_DESCRIBE_EXPERIMENT = SageMakerModelBackend.describe_experiment
 _ORIG_CLIENT = boto3.client
 _CLIENTS: dict[Any, Any] = {}
 
@@ -199,6 +194,42 @@ class World:
     def trial_component(self, trial: str) -> dict[str, Any]:
         return self.sm.describe_trial_component(TrialComponentName=f"{trial}-results")
 
+    # -- a processing job's evaluation, as the job would write it --------------------------------------
+    def processing_job(self, job_name: str, output_uri: str, *, started: datetime | None = None,
+                       ended: datetime | None = None, status: str = "Completed", exit_message: str = "") -> None:
+        """Register the job in moto's SageMaker as CreateProcessingJob would (with its start and end times)."""
+        self.sm.create_processing_job(
+            ProcessingJobName=job_name, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/nyanops-sagemaker",
+            AppSpecification={"ImageUri": "image"},
+            ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
+                                                   "VolumeSizeInGB": 30}},
+            ProcessingOutputConfig={"Outputs": [{"OutputName": "evaluation", "S3Output": {
+                "S3Uri": output_uri, "LocalPath": "/opt/ml/processing/evaluation", "S3UploadMode": "EndOfJob"}}]},
+        )
+        job = sagemaker_backends[ACCOUNT][REGION].processing_jobs[job_name]
+        now = datetime.now(UTC).replace(tzinfo=None)
+        job.processing_start_time = (started or now).replace(tzinfo=None)
+        job.processing_end_time = (ended or now).replace(tzinfo=None)
+        job.processing_job_status = status
+        if exit_message:
+            job.exit_message = exit_message
+
+    def put_evaluation(self, run: dict[str, Any], wrong: int = 1, doc: dict[str, Any] | None = None,
+                       **options: Any) -> dict[str, Any]:
+        """What ``run``'s Evaluate job does: register the job, write evaluation.json where it was told to (by
+        default a consistent report of the run's dataset: its classes, 2 test images each, ``wrong`` missed)."""
+        execution, job_name = run["execution_name"], run["evaluation"]["job_name"]
+        if doc is None:
+            counts = run["dataset"]["counts"]["test"]
+            support = next(iter(counts.values()))
+            doc = evaluation_doc(wrong, tuple(run["dataset"]["classes"]), support,
+                                 job=job_identity(execution, job_name))
+        options.setdefault("started", datetime.now(UTC))
+        output = run["evaluation"]["output_s3_uri"]
+        self.put(layout.evaluation_key(execution), json.dumps(doc).encode())
+        self.processing_job(job_name, output, **options)
+        return doc
+
 
 EXAMPLE_MANIFEST = {
     "experiment": "cats",
@@ -235,7 +266,7 @@ def world(monkeypatch: pytest.MonkeyPatch, load_handler: Any, execute_state_mach
         "KMS_KEY_ARN": "",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(SageMakerModelBackend, "describe_experiment", _describe_experiment)
+    moto_limits.install(monkeypatch)
     monkeypatch.setattr(DynamoDBBackend, "put_item", _atomic(DynamoDBBackend.put_item))
     monkeypatch.setattr(DynamoDBBackend, "delete_item", _atomic(DynamoDBBackend.delete_item))
     monkeypatch.setattr(boto3, "client", _cached_client)

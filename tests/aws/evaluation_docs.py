@@ -1,36 +1,72 @@
-"""Valid evaluation.json documents for tests, built with the schema module itself."""
+"""Valid evaluation.json documents for tests, built with the schema module itself.
+
+A report's figures must follow from its confusion matrix (RecordResults recomputes them), so a test
+chooses the matrix, not the score: ``wrong`` images of ``support`` per class are misclassified, one
+class after the other. ``score(wrong, ...)`` is the primary metric that gives, for assertions.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from nyanops.core.evaluation_report import build_evaluation_report
+from nyanops.core.evaluation_report import build_evaluation_report, metrics_from_confusion
 
 CLASSES = ("bengal", "siamese")
 
 
-def evaluation_doc(macro_f1: float = 0.9, classes: tuple[str, ...] = CLASSES, dataset_hash: str | None = None,
-                   hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A schema-v1 report whose headline metrics are ``macro_f1`` (the matrix is a fixed small one)."""
+def confusion(wrong: int, classes: tuple[str, ...] = CLASSES, support: int = 2) -> list[list[int]]:
+    """``support`` test images per class, ``wrong`` of them taken for the next class (class 0 first)."""
     n = len(classes)
-    # Two images per class, all right except one bengal taken for the next class.
-    matrix = [[2 if i == j else 0 for j in range(n)] for i in range(n)]
-    matrix[0][0], matrix[0][1] = 1, 1
-    per_class = {
-        c: {"precision": macro_f1, "recall": macro_f1, "f1": macro_f1, "support": 2} for c in classes
-    }
+    if not 0 <= wrong <= n * support:
+        raise ValueError(f"cannot misclassify {wrong} of {n * support} images")
+    matrix = [[support if i == j else 0 for j in range(n)] for i in range(n)]
+    for k in range(wrong):
+        row = k % n
+        matrix[row][row] -= 1
+        matrix[row][(row + 1) % n] += 1
+    return matrix
+
+
+def score(wrong: int, classes: tuple[str, ...] = CLASSES, support: int = 2, metric: str = "macro_f1") -> float:
+    metrics, _ = metrics_from_confusion(confusion(wrong, classes, support))
+    return metrics[metric]
+
+
+def evaluation_doc(
+    wrong: int = 1,
+    classes: tuple[str, ...] = CLASSES,
+    support: int = 2,
+    *,
+    job: dict[str, str] | None = None,
+    dataset_hash: str | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A schema-v1 report of ``len(classes) * support`` test images with ``wrong`` of them misclassified."""
+    matrix = confusion(wrong, classes, support)
+    metrics, per_class = metrics_from_confusion(matrix)
+    missed = [
+        {"path": f"{classes[i]}/{i:03d}-{k:03d}.jpg", "true": classes[i], "predicted": classes[j], "confidence": 0.75}
+        for i, row in enumerate(matrix)
+        for j, count in enumerate(row)
+        if i != j
+        for k in range(count)
+    ]
     return build_evaluation_report(
         class_names=classes,
-        metrics={"accuracy": macro_f1, "macro_precision": macro_f1, "macro_recall": macro_f1, "macro_f1": macro_f1,
-                 "weighted_f1": macro_f1},
-        per_class=per_class,
+        metrics=metrics,
+        per_class={c: per_class[i] for i, c in enumerate(classes)},
         confusion_matrix=matrix,
-        misclassified=[{"path": f"{classes[0]}/000.jpg", "true": classes[0], "predicted": classes[1],
-                        "confidence": 0.75}],
+        misclassified=missed,
         model_meta={"arch": "efficientnet_lite0", "best_epoch": 3,
                     "history": [{"epoch": 1, "train_loss": 0.7, "train_acc": 0.5, "val_loss": 0.6, "val_acc": 0.6,
                                  "seconds": 1.0}],
                     "hyperparameters": hyperparameters or {"epochs": 10, "batch-size": 8},
                     "dataset_hash": dataset_hash},
         created_at="2026-11-28T07:00:00Z",
+        job=job,
     )
+
+
+def job_identity(execution: str, job_name: str | None = None) -> dict[str, str]:
+    """The ``job`` block the state machine's environment gives an evaluation of ``execution``."""
+    return {"execution": execution, "processing_job": job_name or f"{execution}-eval"}

@@ -9,8 +9,11 @@ moto 5.x executes state machines (``execute_state_machine``) with LocalStack's A
  * a SageMaker ``.sync`` task that validates the request the state machine built against botocore's
    own service model (a malformed request fails the task and is recorded in ``FakeSageMaker.request_errors``),
    checks the trial named in ``ExperimentConfig`` exists (as SageMaker does), registers the job in moto's
-   SageMaker backend, writes the job's outputs (a fake ``model.tar.gz``; a valid ``evaluation.json``)
-   into moto S3 where the request asks, and returns the Describe* response like the real integration; and
+   SageMaker backend (a processing job with its start and end times, as DescribeProcessingJob reports
+   them), writes the job's outputs (a fake ``model.tar.gz``; a valid ``evaluation.json`` naming the
+   execution and job its ``Environment`` gives, as evaluation.py does) into moto S3 where the request
+   asks, and returns the Describe* response like the real integration; the evaluation and the champion's
+   re-scoring (``<execution>-champN``) are both processing jobs; and
  * an in-process ``lambda:invoke`` for registered function ARNs (the real handler modules), returning
    a Lambda-shaped response, with ``FunctionError: Unhandled`` and ``errorType`` when the handler raises.
 Product code never imports this module.
@@ -26,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -34,6 +37,7 @@ import boto3
 import botocore.session
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
+from moto.sagemaker.models import sagemaker_backends
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -50,9 +54,12 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
+from nyanops.core import evaluation_report
+
 from .evaluation_docs import CLASSES, evaluation_doc
 
 _SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
+_ACCOUNT = "123456789012"
 # ASL action name → (botocore operation, describe operation, name parameter)
 _ACTIONS = {
     "createTrainingJob": ("CreateTrainingJob", "describe_training_job", "TrainingJobName"),
@@ -79,12 +86,16 @@ class InvalidSageMakerRequest(Exception):
 @dataclass
 class FakeSageMaker:
     """What the fake jobs do. ``fail_training(request)`` returns a FailureReason to fail a job;
-    ``macro_f1(request)`` the metric the processing job reports (both get the create request)."""
+    ``wrong(request)`` how many of the test images a processing job (evaluation or champion re-scoring)
+    misclassifies, out of ``support`` per class of ``class_names`` (all get the create request);
+    ``fail_processing(request)`` an ExitMessage to fail a processing job."""
 
     region: str = "us-east-1"
     class_names: tuple[str, ...] = CLASSES
+    support: int = 2
     fail_training: Callable[[dict[str, Any]], str | None] = lambda request: None
-    macro_f1: Callable[[dict[str, Any]], float] = lambda request: 0.9
+    wrong: Callable[[dict[str, Any]], int] = lambda request: 1
+    fail_processing: Callable[[dict[str, Any]], str | None] = lambda request: None
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     request_errors: list[str] = field(default_factory=list)
     _outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -113,10 +124,22 @@ class FakeSageMaker:
                 self._outcomes[name] = ("Completed", "")
                 self._put(self.model_uri(params), _fake_model())
             return {"TrainingJobArn": arn}
-        arn = sm.create_processing_job(**params)["ProcessingJobArn"]
+        started = datetime.now(UTC).replace(tzinfo=None)
+        arn = sm.create_processing_job(**{k: v for k, v in params.items() if k != "Environment"})["ProcessingJobArn"]
+        job = sagemaker_backends[_ACCOUNT][self.region].processing_jobs[name]
+        job.processing_start_time = started
+        failure = self.fail_processing(params)
+        if failure:
+            job.processing_job_status = "Failed"
+            job.exit_message = failure
+            job.failure_reason = "AlgorithmError: See job logs for more information"
+            self._outcomes[name] = ("Failed", "AlgorithmError: See job logs for more information")
+            return {"ProcessingJobArn": arn}
         out = next(o for o in params["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == "evaluation")
-        doc = evaluation_doc(self.macro_f1(params), self.class_names)
+        identity = evaluation_report.job_from_environment(params.get("Environment") or {})
+        doc = evaluation_doc(self.wrong(params), self.class_names, self.support, job=identity)
         self._put(out["S3Output"]["S3Uri"].rstrip("/") + "/evaluation.json", json.dumps(doc).encode())
+        job.processing_end_time = datetime.now(UTC).replace(tzinfo=None)
         self._outcomes[name] = ("Completed", "")
         return {"ProcessingJobArn": arn}
 
@@ -137,6 +160,9 @@ class FakeSageMaker:
                 described.pop("ModelArtifacts", None)
         else:
             described["ProcessingJobStatus"] = status
+            if status != "Completed":
+                described["ExitMessage"] = getattr(
+                    sagemaker_backends[_ACCOUNT][self.region].processing_jobs[name], "exit_message", "")
         if reason:
             described["FailureReason"] = reason
         return status == "Completed", json.loads(json.dumps(described, default=_json_default))

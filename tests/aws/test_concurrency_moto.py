@@ -18,10 +18,12 @@ import pytest
 
 from nyanops.aws.s3_store import S3ObjectStore
 from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
+from nyanops.aws.sagemaker_jobs import SageMakerProcessingJobs
 from nyanops.core import layout
 from nyanops.core.record_results import RecordResultsDeps
 
 from .conftest import BUCKET, DATASET_ID, EXAMPLE_MANIFEST, RECORD_RESULTS_ARN, World
+from .evaluation_docs import score
 from .moto_sfn_patches import FakeSageMaker, patched_engine
 from .test_best_concurrency import best_flags, fast_lock
 
@@ -33,7 +35,7 @@ def invoke(world: World, event: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def ready(world: World) -> World:
-    world.put_dataset()
+    world.put_dataset(per_split=10)
     world.put_code()
     return world
 
@@ -76,7 +78,8 @@ def execute_state_machine() -> bool:
 def engine(ready: World, lambda_context: Any) -> Iterator[tuple[World, FakeSageMaker]]:
     record_results = ready.handlers[1]
     record_results.set_deps(RecordResultsDeps(S3ObjectStore(ready.s3, BUCKET),
-                                              SageMakerExperimentStore(ready.sm, fast_lock(ready))))
+                                              SageMakerExperimentStore(ready.sm, fast_lock(ready)),
+                                              SageMakerProcessingJobs(ready.sm)))
     fake = FakeSageMaker()
     with patched_engine(fake, {RECORD_RESULTS_ARN: lambda event: record_results.lambda_handler(event, lambda_context)}):
         yield ready, fake
@@ -85,17 +88,18 @@ def engine(ready: World, lambda_context: Any) -> Iterator[tuple[World, FakeSageM
 def test_five_manifests_at_once_five_trials_one_best(engine: tuple[World, FakeSageMaker],
                                                      lambda_context: Any) -> None:
     world, fake = engine
-    scores = {f"manifests/at-once-{i}.json": s for i, s in enumerate([0.71, 0.93, 0.64, 0.88, 0.79])}
-    by_job: dict[str, float] = {}
-    fake.macro_f1 = lambda request: by_job[request["ProcessingJobName"]]
+    misses = {f"manifests/at-once-{i}.json": w for i, w in enumerate([3, 0, 4, 1, 2])}
+    by_job: dict[str, int] = {}
+    fake.wrong = lambda request: by_job[request["ProcessingJobName"]]
+    fake.support = 10
     names = {}
-    for key, score in scores.items():
+    for key, wrong in misses.items():
         body = json.dumps({**EXAMPLE_MANIFEST, "comment": key}).encode()
         info = world.put(key, body)
         result = invoke(world, world.eventbridge(quote_plus(key, safe="/"), info), lambda_context)
         assert result["outcome"] == "started"
-        names[result["execution_name"]] = score
-        by_job[f"{result['execution_name']}-eval"] = score
+        names[result["execution_name"]] = score(wrong, support=10)
+        by_job[f"{result['execution_name']}-eval"] = wrong
     # All five are started before any is awaited: moto runs each execution in its own thread.
     arns = [e["executionArn"] for e in world.executions()]
     assert len(arns) == 5
@@ -109,10 +113,10 @@ def test_five_manifests_at_once_five_trials_one_best(engine: tuple[World, FakeSa
     flags = best_flags(world, trials)
     assert sum(flags.values()) == 1
     assert flags[max(names, key=names.__getitem__)] == 1
-    for trial, score in names.items():
+    for trial, value in names.items():
         component = world.trial_component(trial)
         assert component["Status"]["PrimaryStatus"] == "Completed"
-        assert component["Parameters"]["macro_f1"]["NumberValue"] == pytest.approx(score)
+        assert component["Parameters"]["macro_f1"]["NumberValue"] == pytest.approx(value)
     assert len(world.notifications()) == 5
     assert world.ddb.scan(TableName="nyanops-experiment-locks")["Items"] == []
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from nyanops.aws.dataset_registry import DynamoDatasetRegistry
+from nyanops.core import console, layout
 from nyanops.core import dataset as datasets
-from nyanops.core import layout
 
 from .conftest import BUCKET, CODE_HASH, DATASET_ID, REGION, SPACED_MANIFEST_KEY, World
 from .dataset_registry_table import QUIET_SECONDS, REGISTRY_TABLE
-from .evaluation_docs import evaluation_doc
+from .evaluation_docs import score
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOT_EVENTS = {"env.json"}  # sam local invoke --env-vars: the example stack's names, not an event
@@ -72,11 +72,14 @@ def check_record_success(world: World, event: dict[str, Any], ctx: Any) -> None:
     run = event["run"]
     handler = world.handlers[1]
     handler.lambda_handler({"mode": "started", "run": run}, ctx)
-    world.put(layout.evaluation_key(run["execution_name"]), json.dumps(evaluation_doc(0.94)).encode())
+    world.put_evaluation(run, wrong=1)  # what the run's Evaluate job writes (and the job itself)
     result = handler.lambda_handler(event, ctx)
     assert result["status"] == "Completed" and result["is_best"] is True
-    assert result["metrics"]["macro_f1"] == pytest.approx(0.94)
-    assert result["subject"] == "nyanops: cats macro_f1 0.940 (new best)"
+    assert result["metrics"]["macro_f1"] == pytest.approx(score(1))
+    assert result["subject"] == f"nyanops: cats macro_f1 {score(1):.3f} (new best)"
+    # The notification links the execution and the jobs in the console (the event carries $$.Execution.Id).
+    assert f"execution: {console.execution_url(REGION, event['execution_arn'])}" in result["message"]
+    assert f"evaluation job: {console.processing_job_url(REGION, run['evaluation']['job_name'])}" in result["message"]
     params = world.trial_component(run["trial"])["Parameters"]
     assert params["is_best"]["NumberValue"] == 1
     assert params["model_location"]["StringValue"] == run["results"]["training"]["model_artifacts"]

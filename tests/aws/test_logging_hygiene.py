@@ -13,10 +13,7 @@ from typing import Any
 
 import pytest
 
-from nyanops.core import layout
-
 from .conftest import EXAMPLE_MANIFEST, World
-from .evaluation_docs import evaluation_doc
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 MARKERS = {
@@ -98,7 +95,7 @@ def test_record_results_logs_no_run_input_or_credentials(world: World, log_lines
     run["comment"] = f"{EVENT_MARKER} comment"
     run["source"]["key"] = f"manifests/{EVENT_MARKER}.json"
     world.handlers[1].lambda_handler({"mode": "started", "run": run}, lambda_context)
-    world.put(layout.evaluation_key(run["trial"]), json.dumps(evaluation_doc(0.8)).encode())
+    world.put_evaluation(run, wrong=1)
     world.handlers[1].lambda_handler({"mode": "succeeded", "run": run, "token": f"{EVENT_MARKER}"}, lambda_context)
     text = log_lines.getvalue()
     assert "trial recorded" in text

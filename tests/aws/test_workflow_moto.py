@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from .conftest import EXAMPLE_MANIFEST, RECORD_RESULTS_ARN, World
+from .evaluation_docs import score
 from .moto_sfn_patches import FakeSageMaker, patched_engine, request_errors
 
 
@@ -50,13 +51,16 @@ def entered_states(world: World, execution_arn: str) -> list[str]:
             if "stateEnteredEventDetails" in e]
 
 
+SUCCESS = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore", "Notify",
+           "Done"]
+
+
 def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: FakeSageMaker,
                                                          lambda_context: Any) -> None:
-    fake.macro_f1 = lambda request: 0.91
+    fake.wrong = lambda request: 1
     done = upload_and_run(engine, "manifests/epochs10.json", lambda_context)
     assert done["status"] == "SUCCEEDED", history(engine, done["executionArn"])[-3:]
-    assert entered_states(engine, done["executionArn"]) == [
-        "RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "Done"]
+    assert entered_states(engine, done["executionArn"]) == SUCCESS
     assert fake.request_errors == []
     assert [op for op, _ in fake.requests] == ["CreateTrainingJob", "CreateProcessingJob"]
     name = done["name"]
@@ -68,7 +72,7 @@ def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: Fa
     assert output["results"]["record"]["trial"]["is_best"] is True
     params = engine.trial_component(name)["Parameters"]
     assert params["is_best"]["NumberValue"] == 1
-    assert params["macro_f1"]["NumberValue"] == pytest.approx(0.91)
+    assert params["macro_f1"]["NumberValue"] == pytest.approx(score(1))
     assert params["model_location"]["StringValue"] == model
     assert engine.trial_component(name)["Status"]["PrimaryStatus"] == "Completed"
     # The processing job read the model the training job wrote; both joined the trial.
@@ -83,13 +87,16 @@ def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: Fa
         "--expected-test-hash", run["dataset"]["split_hashes"]["test"]]
     assert processing["ExperimentConfig"]["TrialName"] == name
     [(subject, message)] = engine.notifications()
-    assert subject == "nyanops: cats macro_f1 0.910 (new best)"
+    assert subject == f"nyanops: cats macro_f1 {score(1):.3f} (new best)"
     assert "NEW BEST" in message
+    # The evaluation job got its identity, which evaluation.json carries and RecordResults checked.
+    assert processing["Environment"] == {"NYANOPS_EXECUTION": name, "NYANOPS_PROCESSING_JOB": f"{name}-eval"}
+    assert "execution: https://us-east-1.console.aws.amazon.com/states/home" in message
 
 
 def test_two_manifests_two_trials_exactly_one_best(engine: World, fake: FakeSageMaker, lambda_context: Any) -> None:
-    scores = iter([0.60, 0.80])
-    fake.macro_f1 = lambda request: next(scores)
+    wrong = iter([2, 1])
+    fake.wrong = lambda request: next(wrong)
     first = upload_and_run(engine, "manifests/first.json", lambda_context)
     second = upload_and_run(engine, "manifests/second.json", lambda_context, comment="more epochs")
     assert first["status"] == second["status"] == "SUCCEEDED"
@@ -115,8 +122,11 @@ def test_a_failed_training_job_is_recorded_and_fails_the_execution(engine: World
     assert component["Parameters"]["is_best"]["NumberValue"] == 0
     [(subject, message)] = engine.notifications()
     assert subject == "nyanops: cats run failed"
-    assert message == (f"Run {done['name']} of experiment cats failed.\n"
-                       "States.TaskFailed: AlgorithmError: ExecuteUserScriptError: train.py exited with 1")
+    assert message.startswith(f"Run {done['name']} of experiment cats failed.\n"
+                              "States.TaskFailed: AlgorithmError: ExecuteUserScriptError: train.py exited with 1\n"
+                              "execution: https://us-east-1.console.aws.amazon.com/states/")
+    console = "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
+    assert f"training job: {console}#/jobs/{done['name']}-train" in message
 
 
 def test_a_failure_that_cannot_be_recorded_is_still_notified(engine: World, fake: FakeSageMaker,

@@ -51,6 +51,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns import (
     StateTaskServiceSns,
 )
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from pytest_socket import disable_socket, enable_socket
 
@@ -65,7 +66,8 @@ TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:nyanops-results"
 SUBSTITUTIONS = {
     "RecordResultsFunctionArn": RECORD_RESULTS_ARN,
     "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/nyanops-sagemaker",
-    "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:2.5-cpu-py311",
+    "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch:2.14-cu133-amzn2023-sagemaker",
+    "ProcessingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch:2.14-cpu-amzn2023-sagemaker",
     "ResultsTopicArn": TOPIC_ARN,
 }
 # One definition, substituted once, for both engines.
@@ -97,6 +99,7 @@ RUN_INPUT: dict[str, Any] = {
         "test_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/test/",
     },
     "code": {"source_s3_uri": f"{BUCKET}/code/0123abcd/sourcedir.tar.gz"},
+    "retries": {"train": {"count": 0}, "evaluate": {"count": 0}, "champion": {"count": 0}},
     "evaluation": {
         "job_name": EVAL_JOB,
         "output_s3_uri": f"{BUCKET}/evaluations/{EXECUTION}/",
@@ -191,7 +194,7 @@ def training_job(status: str = "Completed", failure_reason: str | None = None) -
         "TrainingJobName": TRAIN_JOB,
         "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{TRAIN_JOB}",
         "TrainingJobStatus": status,
-        "SecondaryStatus": status,
+        "SecondaryStatus": "MaxRuntimeExceeded" if status == "Stopped" else status,
         "HyperParameters": RUN_INPUT["training"]["hyperparameters"],
         "AlgorithmSpecification": {"TrainingImage": SUBSTITUTIONS["TrainingImage"], "TrainingInputMode": "File"},
         "RoleArn": SUBSTITUTIONS["SageMakerRoleArn"],
@@ -202,10 +205,9 @@ def training_job(status: str = "Completed", failure_reason: str | None = None) -
         "TrainingEndTime": _ms("2026-11-28T07:15:00"),
         "BillableTimeInSeconds": 1200,
     }
+    # DescribeTrainingJob always has ModelArtifacts (a required member), whatever the status.
+    described["ModelArtifacts"] = {"S3ModelArtifacts": f"{BUCKET}/training-output/{TRAIN_JOB}/output/model.tar.gz"}
     if status == "Completed":
-        described["ModelArtifacts"] = {
-            "S3ModelArtifacts": f"{BUCKET}/training-output/{TRAIN_JOB}/output/model.tar.gz"
-        }
         described["FinalMetricDataList"] = [
             {"MetricName": "validation:accuracy", "Value": 0.91, "Timestamp": _ms("2026-11-28T07:14:00")}
         ]
@@ -214,11 +216,11 @@ def training_job(status: str = "Completed", failure_reason: str | None = None) -
     return described
 
 
-def processing_job() -> dict[str, Any]:
+def processing_job(name: str = EVAL_JOB) -> dict[str, Any]:
     """The DescribeProcessingJob response of a completed evaluation."""
     return {
-        "ProcessingJobName": EVAL_JOB,
-        "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{EVAL_JOB}",
+        "ProcessingJobName": name,
+        "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{name}",
         "ProcessingJobStatus": "Completed",
         "ProcessingOutputConfig": RUN_INPUT["evaluation"]["output_config"],
         "CreationTime": _ms("2026-11-28T07:16:00"),
@@ -234,16 +236,39 @@ RECORDED = invoked({"trial": EXECUTION, "macro_f1": 0.91, "best": True, "subject
 RECORDED_FAILED = invoked({"trial": EXECUTION, "subject": "nyanops: cats trial failed",
                            "message": f"{EXECUTION} failed: {FAILURE_REASON}"})
 PUBLISHED = {"MessageId": "5d8e8b0a-7e36-5a9c-9b1f-0123456789ab"}
-THROTTLED = Fail("SageMaker.ThrottlingException",
-                 "Rate exceeded (Service: AmazonSageMaker; Status Code: 400; Error Code: ThrottlingException)")
+# What Step Functions reports for SageMaker's throttling and its validation errors alike: the generic
+# exception name, the error code in the AWS SDK's cause.
+THROTTLED = Fail("SageMaker.AmazonSageMakerException",
+                 "Rate exceeded (Service: AmazonSageMaker; Status Code: 400; Error Code: ThrottlingException; "
+                 "Request ID: 4d2b3c1a-0000-4000-8000-000000000000; Proxy: null)")
+INVALID = Fail("SageMaker.AmazonSageMakerException",
+               "1 validation error detected: Value 'ml.x9.huge' at 'resourceConfig.instanceType' failed to satisfy "
+               "constraint (Service: AmazonSageMaker; Status Code: 400; Error Code: ValidationException; "
+               "Request ID: 5e3c4d2b-0000-4000-8000-000000000000; Proxy: null)")
 NO_CAPACITY = Fail("SageMaker.ResourceLimitExceededException",
                    "The account-level service limit 'ml.m5.large for spot training job usage' is 2 Instances")
 SNS_DOWN = Fail("SNS.InternalErrorException",
                 "Internal error (Service: AmazonSNS; Status Code: 500; Error Code: InternalError)")
 
-SUCCESS_STATES = ["RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "Done"]
+SUCCESS_STATES = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore",
+                  "Notify", "Done"]
 CAUGHT_STATES = ["RegisterTrial", "Train", "RecordFailure", "NotifyFailure", "PipelineFailed"]
 PIPELINE_FAILED_CAUSE = DEFINITION["States"]["PipelineFailed"]["Cause"]
+
+
+CHAMPION_JOB = f"{EXECUTION}-champ1"
+EXECUTION_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:nyanops-training-pipeline:{EXECUTION}"
+RESCORE = {"champion": "m-old-0000000000000001", "attempt": 1, "job_name": CHAMPION_JOB,
+           "model_artifacts": f"{BUCKET}/runs/m-old-0000000000000001/model/m-old-0000000000000001-train/output/"
+                              "model.tar.gz",
+           "output_s3_uri": f"{BUCKET}/runs/{EXECUTION}/champion-1/",
+           "output_config": {**RUN_INPUT["evaluation"]["output_config"], "Outputs": [
+               {"OutputName": "evaluation", "S3Output": {"S3Uri": f"{BUCKET}/runs/{EXECUTION}/champion-1/",
+                                                         "LocalPath": "/opt/ml/processing/evaluation",
+                                                         "S3UploadMode": "EndOfJob"}}]}}
+RECORDED_PENDING = invoked({"trial": EXECUTION, "verdict": "rescore", "rescore": RESCORE})
+RECORDED_KEPT = invoked({"trial": EXECUTION, "verdict": "kept", "subject": "nyanops: cats macro_f1 0.950",
+                         "message": f"{EXECUTION}: best remains m-old-0000000000000001"})
 
 
 def retrier(state: str) -> dict[str, Any]:
@@ -478,6 +503,7 @@ def run_moto(aws: Any, outcomes: dict[str, list[Outcome]], max_jitter: bool = Fa
     jitter = SimpleNamespace(uniform=lambda low, high: high) if max_jitter else jitter_strategy_decl.random
     with (
         mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=delays.append)),
+        mock.patch.object(WaitFunction, "_wait_interval", lambda self, env, wait_seconds: delays.append(wait_seconds)),
         mock.patch.object(jitter_strategy_decl, "random", jitter),
         mock.patch.object(ScriptedSageMakerSync, "script", script, create=True),
         mock.patch.object(ScriptedSns, "script", script, create=True),
@@ -541,7 +567,7 @@ def run_local(outcomes: dict[str, list[Outcome]], max_jitter: bool = False, mach
     ``max_parallel``: the local cap on Map iterations running at once)."""
     script = Script(outcomes, machine.key)
     delays: list[float] = []
-    state_machine = load_state_machine(machine.definition, name=machine.name)
+    state_machine = load_state_machine(machine.definition, name=machine.name, region=REGION, account=ACCOUNT)
     result: ExecutionResult = state_machine.run(copy.deepcopy(machine.run_input), execution_name=EXECUTION,
                                                 task_runner=ScriptedRunner(script), sleep=delays.append,
                                                 random=(lambda: 1.0) if max_jitter else random.Random(7).random,
@@ -618,7 +644,7 @@ def test_success_path(aws: Any) -> None:
     assert on_moto.output == {
         **RUN_INPUT,
         "results": {
-            "training": {"job_name": TRAIN_JOB, "status": "Completed",
+            "training": {"job_name": TRAIN_JOB, "status": "Completed", "secondary_status": "Completed",
                          "model_artifacts": training_job()["ModelArtifacts"]["S3ModelArtifacts"]},
             "evaluation": {"job_name": EVAL_JOB, "status": "Completed"},
             "record": {"trial": RECORDED["Payload"]},
@@ -628,7 +654,8 @@ def test_success_path(aws: Any) -> None:
     assert notify == {"TopicArn": TOPIC_ARN, "Subject": RECORDED["Payload"]["subject"],
                       "Message": RECORDED["Payload"]["message"]}
     [register] = parameters_of(local, "RegisterTrial")
-    assert register == {"FunctionName": RECORD_RESULTS_ARN, "Payload": {"mode": "started", "run": RUN_INPUT}}
+    assert register == {"FunctionName": RECORD_RESULTS_ARN,
+                        "Payload": {"mode": "started", "run": RUN_INPUT, "execution_arn": EXECUTION_ARN}}
     # The key-bearing configs reach the jobs whole (both engines: the calls are compared above).
     [train] = parameters_of(local, "Train")
     assert train["OutputDataConfig"]["KmsKeyId"] == train["ResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY
@@ -636,14 +663,85 @@ def test_success_path(aws: Any) -> None:
     assert evaluate["ProcessingOutputConfig"]["KmsKeyId"] == KMS_KEY
     assert evaluate["ProcessingResources"] == {"ClusterConfig": RUN_INPUT["evaluation"]["cluster_config"]}
     assert evaluate["AppSpecification"]["ContainerArguments"] == RUN_INPUT["evaluation"]["container_arguments"]
+    assert evaluate["AppSpecification"]["ImageUri"] == SUBSTITUTIONS["ProcessingImage"]
+    assert evaluate["Environment"] == {"NYANOPS_EXECUTION": EXECUTION, "NYANOPS_PROCESSING_JOB": EVAL_JOB}
+
+
+def test_the_champion_is_rescored_on_this_test_set(aws: Any) -> None:
+    """RecordResults asks for the best trial's re-scoring: EvaluateChampion runs the champion's model on this
+    run's test split (job <execution>-champ1, output champion-1/, the KMS key kept), then RecordChampion decides."""
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [training_job()],
+        "Evaluate": [processing_job()],
+        "RecordResults": [RECORDED_PENDING],
+        "EvaluateChampion": [processing_job(CHAMPION_JOB)],
+        "RecordChampion": [RECORDED_KEPT],
+        "Notify": [PUBLISHED],
+    })
+    assert on_moto.states == [*SUCCESS_STATES[:6], "EvaluateChampion", "RecordChampion", "ChampionToRescore",
+                              "Notify", "Done"]
+    [champion] = parameters_of(local, "EvaluateChampion")
+    assert champion["ProcessingJobName"] == CHAMPION_JOB
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in champion["ProcessingInputs"]}
+    assert inputs == {"code": RUN_INPUT["code"]["source_s3_uri"], "model": RESCORE["model_artifacts"],
+                      "test": RUN_INPUT["dataset"]["test_s3_uri"]}
+    assert champion["ProcessingOutputConfig"] == RESCORE["output_config"]
+    assert champion["ProcessingOutputConfig"]["KmsKeyId"] == KMS_KEY
+    assert champion["Environment"] == {"NYANOPS_EXECUTION": EXECUTION, "NYANOPS_PROCESSING_JOB": CHAMPION_JOB}
+    assert champion["AppSpecification"]["ImageUri"] == SUBSTITUTIONS["ProcessingImage"]
+    [decide] = parameters_of(local, "RecordChampion")
+    assert decide["Payload"]["mode"] == "champion"
+    assert decide["Payload"]["run"]["results"]["champion"] == {"job_name": CHAMPION_JOB, "status": "Completed"}
+    assert decide["Payload"]["run"]["results"]["record"]["trial"]["rescore"] == RESCORE
+    assert on_moto.output["results"]["record"] == {"trial": RECORDED_KEPT["Payload"]}
+
+
+def test_a_champion_rescoring_that_fails_goes_to_the_decision(aws: Any) -> None:
+    """The re-scoring job fails: RecordChampion gets the error with its attempt (the flag then stays)."""
+    failed = Fail("States.TaskFailed", json.dumps({**processing_job(CHAMPION_JOB), "ProcessingJobStatus": "Failed",
+                                                   "ExitMessage": "model.pth does not match"}))
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [training_job()],
+        "Evaluate": [processing_job()],
+        "RecordResults": [RECORDED_PENDING],
+        "EvaluateChampion": [failed],
+        "RecordChampion": [RECORDED_KEPT],
+        "Notify": [PUBLISHED],
+    })
+    assert on_moto.states[6:] == ["EvaluateChampion", "ChampionNotRescored", "RecordChampion", "ChampionToRescore",
+                                  "Notify", "Done"]
+    [decide] = parameters_of(local, "RecordChampion")
+    assert decide["Payload"]["run"]["results"]["champion_error"] == {"attempt": 1, "Error": failed.error,
+                                                                     "Cause": failed.cause}
+
+
+def test_throttling_is_retried_validation_is_not(aws: Any) -> None:
+    """Step Functions reports both as SageMaker.AmazonSageMakerException: the Choice on the cause's error code
+    waits 30 s and retries the throttled call (counting it), and records a validation error at once."""
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [THROTTLED, training_job()],
+        "Evaluate": [INVALID],
+        "RecordFailure": [RECORDED_FAILED],
+        "NotifyFailure": [PUBLISHED],
+    })
+    assert on_moto.states == ["RegisterTrial", "Train", "TrainApiError", "TrainBackoff", "TrainWait", "Train",
+                              "TrainingCompleted", "Evaluate", "EvaluateApiError", "SageMakerApiFailed",
+                              "RecordFailure", "NotifyFailure", "PipelineFailed"]
+    assert on_moto.delays == local.delays == [30]
+    [record] = parameters_of(local, "RecordFailure")
+    assert record["Payload"]["run"]["error"] == {"Error": INVALID.error, "Cause": INVALID.cause}
+    assert record["Payload"]["run"]["retries"]["train"] == {"count": 1, "wait_seconds": 30}
 
 
 def test_retried_failures(aws: Any) -> None:
-    """Train is throttled, then out of capacity (the same retrier: backoff doubles), then trains;
-    RecordResults meets a busy experiment lock (a function error retried by its errorType) once."""
+    """Train is out of capacity twice (the same retrier: backoff doubles), then trains; RecordResults meets a
+    busy experiment lock (a function error retried by its errorType) once."""
     on_moto, local = run_both(aws, {
         "RegisterTrial": [REGISTERED],
-        "Train": [THROTTLED, NO_CAPACITY, training_job()],
+        "Train": [NO_CAPACITY, NO_CAPACITY, training_job()],
         "Evaluate": [processing_job()],
         "RecordResults": [FunctionError("ExperimentBusy", "experiment cats is locked by another run"), RECORDED],
         "Notify": [PUBLISHED],
@@ -662,7 +760,7 @@ def test_retried_failures(aws: Any) -> None:
         assert all(0 <= delay <= bound for delay, bound in zip(run.delays, bounds, strict=True)), run.delays
     failures = [event for event in local.trace if event[0] == "TaskFailed"]
     assert failures == [
-        ("TaskFailed", THROTTLED.error, THROTTLED.cause),
+        ("TaskFailed", NO_CAPACITY.error, NO_CAPACITY.cause),
         ("TaskFailed", NO_CAPACITY.error, NO_CAPACITY.cause),
         ("TaskFailed", "ExperimentBusy",
          '{"errorType":"ExperimentBusy","errorMessage":"experiment cats is locked by another run"}'),
@@ -670,11 +768,11 @@ def test_retried_failures(aws: Any) -> None:
 
 
 def test_exhausted_retries_are_caught(aws: Any) -> None:
-    """Train is throttled on all 1 + MaxAttempts (4) attempts: the retrier's delays double (the same in both
-    engines once the jitter is pinned to its upper bound), then the last error is caught into RecordFailure."""
+    """Train is out of capacity on all 1 + MaxAttempts (4) attempts: the retrier's delays double (the same in
+    both engines once the jitter is pinned to its upper bound), then the last error is caught into RecordFailure."""
     on_moto, local = run_both(aws, {
         "RegisterTrial": [REGISTERED],
-        "Train": [THROTTLED] * 5,
+        "Train": [NO_CAPACITY] * 5,
         "RecordFailure": [RECORDED_FAILED],
         "NotifyFailure": [PUBLISHED],
     }, max_jitter=True)
@@ -682,7 +780,35 @@ def test_exhausted_retries_are_caught(aws: Any) -> None:
     assert (on_moto.status, on_moto.error) == ("FAILED", "PipelineFailed")
     assert on_moto.delays == local.delays == [delay_bound("Train", n) for n in range(4)] == [30, 60, 120, 240]
     [record] = parameters_of(local, "RecordFailure")
-    assert record["Payload"]["run"]["error"] == {"Error": THROTTLED.error, "Cause": THROTTLED.cause}
+    assert record["Payload"]["run"]["error"] == {"Error": NO_CAPACITY.error, "Cause": NO_CAPACITY.cause}
+
+
+def test_throttling_that_persists_is_caught_after_four_waits(aws: Any) -> None:
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [THROTTLED] * 5,
+        "RecordFailure": [RECORDED_FAILED],
+        "NotifyFailure": [PUBLISHED],
+    })
+    assert on_moto.delays == local.delays == [30, 60, 120, 240]
+    assert on_moto.states[-5:] == ["TrainApiError", "SageMakerApiFailed", "RecordFailure", "NotifyFailure",
+                                   "PipelineFailed"]
+
+
+def test_a_stopped_training_job_is_recorded_not_evaluated(aws: Any) -> None:
+    """A .sync training job that comes back Stopped (MaxRuntimeExceeded) goes to RecordFailure with the reason."""
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [training_job("Stopped")],
+        "RecordFailure": [RECORDED_FAILED],
+        "NotifyFailure": [PUBLISHED],
+    })
+    assert on_moto.states == ["RegisterTrial", "Train", "TrainingCompleted", "TrainingNotCompleted",
+                              "RecordFailure", "NotifyFailure", "PipelineFailed"]
+    [record] = parameters_of(local, "RecordFailure")
+    assert record["Payload"]["run"]["error"] == {
+        "Error": "TrainingJobNotCompleted",
+        "Cause": f"training job {TRAIN_JOB} ended Stopped (MaxRuntimeExceeded): its model is not evaluated"}
 
 
 def test_caught_failure(aws: Any) -> None:
@@ -715,7 +841,7 @@ def test_notification_failure_is_retried_then_caught(aws: Any) -> None:
         "RecordResults": [RECORDED],
         "Notify": [SNS_DOWN] * 4,
     })
-    assert on_moto.states == ["RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "NotificationNotSent"]
+    assert on_moto.states == [*SUCCESS_STATES[:-1], "NotificationNotSent"]
     assert on_moto.status == "SUCCEEDED"
     assert on_moto.output["notification_error"] == {"Error": SNS_DOWN.error, "Cause": SNS_DOWN.cause}
     assert on_moto.delays == local.delays == [2, 4, 8]

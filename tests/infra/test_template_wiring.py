@@ -48,7 +48,7 @@ def test_instance_types_and_the_key_reach_the_jobs_through_the_execution_input(t
     assert env["PROCESSING_INSTANCE_TYPE"] == {"Ref": "ProcessingInstanceType"}
     assert env["KMS_KEY_ARN"] == {"Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, ""]}
     # The settings accept exactly the keys the parameter accepts (and "" for none).
-    assert template["Parameters"]["KmsKeyArn"]["AllowedPattern"] == "^$|" + KMS_KEY_ARN_RE.pattern
+    assert template["Parameters"]["KmsKeyArn"]["AllowedPattern"] == f"^$|^{KMS_KEY_ARN_RE.pattern}$"
     # Every value the parameters allow passes the settings' validation.
     base = {"BUCKET_NAME": "b-bucket", "AWS_REGION": "us-east-1", "STATE_MACHINE_ARN": "arn", "TOPIC_ARN": "arn"}
     params = template["Parameters"]
@@ -104,7 +104,7 @@ def test_parameters_follow_the_core(template):
     assert tuple(params["PrimaryMetric"]["AllowedValues"]) == best_model.PRIMARY_METRICS
     assert params["PrimaryMetric"]["Default"] == best_model.DEFAULT_PRIMARY_METRIC
     rule = re.compile(params["DefaultExperimentName"]["AllowedPattern"])
-    assert rule.pattern == naming.EXPERIMENT_NAME_RE.pattern
+    assert rule.pattern == f"^{naming.EXPERIMENT_NAME_RE.pattern}$"
     assert rule.match(params["DefaultExperimentName"]["Default"])
     assert "ml.g4dn.xlarge" in params["TrainingInstanceType"]["AllowedValues"]
     assert params["TrainingInstanceType"]["Default"] == "ml.m5.xlarge"

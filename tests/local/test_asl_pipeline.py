@@ -13,6 +13,7 @@ SUBSTITUTIONS = {
     "RecordResultsFunctionArn": "arn:aws:lambda:local:000000000000:function:record-results",
     "SageMakerRoleArn": "arn:aws:iam::000000000000:role/sagemaker",
     "TrainingImage": "local/nyanops-training:latest",
+    "ProcessingImage": "local/nyanops-processing:latest",
     "ResultsTopicArn": "arn:aws:sns:local:000000000000:results",
 }
 RUN_INPUT: dict[str, Any] = {
@@ -35,6 +36,7 @@ RUN_INPUT: dict[str, Any] = {
         "test_s3_uri": "s3://bucket/d/test/",
     },
     "code": {"source_s3_uri": "s3://bucket/code/"},
+    "retries": {"train": {"count": 0}, "evaluate": {"count": 0}, "champion": {"count": 0}},
     "evaluation": {
         "job_name": "cats-run-1-eval",
         "output_s3_uri": "s3://bucket/evaluation/run-1/",
@@ -65,6 +67,7 @@ class FakeServices:
                 "TrainingJobName": parameters["TrainingJobName"],
                 "TrainingJobArn": "arn:aws:sagemaker:local:000000000000:training-job/x",
                 "TrainingJobStatus": "Completed",
+                "SecondaryStatus": "Completed",
                 "ModelArtifacts": {"S3ModelArtifacts": "s3://bucket/output/cats-run-1-train/output/model.tar.gz"},
                 "FinalMetricDataList": [{"MetricName": "validation:accuracy", "Value": 0.9, "Timestamp": 0}],
             }
@@ -80,6 +83,10 @@ class FakeServices:
         if resource == "arn:aws:states:::sns:publish":
             return {"MessageId": "m-1"}
         raise AssertionError(f"unexpected resource {resource}")
+
+
+SUCCESS = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore", "Notify",
+           "Done"]
 
 
 def run_pipeline(services: FakeServices, delays: list[float] | None = None) -> ExecutionResult:
@@ -100,11 +107,12 @@ def test_success_path() -> None:
     services = FakeServices()
     result = run_pipeline(services)
     assert result.status == "SUCCEEDED"
-    assert result.states == ["RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "Done"]
+    assert result.states == SUCCESS
     output = result.output
     assert output["results"]["training"] == {
         "job_name": "cats-run-1-train",
         "status": "Completed",
+        "secondary_status": "Completed",
         "model_artifacts": "s3://bucket/output/cats-run-1-train/output/model.tar.gz",
     }
     assert output["results"]["evaluation"] == {"job_name": "cats-run-1-eval", "status": "Completed"}
@@ -116,7 +124,8 @@ def test_success_path() -> None:
     by_state = {state: params for state, _, params in services.calls}
     assert by_state["RegisterTrial"] == {
         "FunctionName": SUBSTITUTIONS["RecordResultsFunctionArn"],
-        "Payload": {"mode": "started", "run": RUN_INPUT},
+        "Payload": {"mode": "started", "run": RUN_INPUT,
+                    "execution_arn": "arn:aws:states:local:000000000000:execution:training_pipeline:run-1"},
     }
     train = by_state["Train"]
     assert train["TrainingJobName"] == "cats-run-1-train"
@@ -141,11 +150,11 @@ def test_success_path() -> None:
 
 
 def test_retried_failure() -> None:
-    services = FakeServices({"Train": [TaskFailed("SageMaker.ThrottlingException", "Rate exceeded")]})
+    services = FakeServices({"Train": [TaskFailed("SageMaker.ResourceLimitExceededException", "no ml.g4dn.xlarge")]})
     delays: list[float] = []
     result = run_pipeline(services, delays)
     assert result.status == "SUCCEEDED"
-    assert result.states == ["RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "Done"]
+    assert result.states == SUCCESS
     assert [state for state, _, _ in services.calls].count("Train") == 2
     assert delays == [15.0]  # IntervalSeconds 30, FULL jitter with random() = 0.5
 
@@ -189,3 +198,40 @@ def test_notification_failure_still_succeeds() -> None:
     assert result.status == "SUCCEEDED"
     assert result.states[-2:] == ["Notify", "NotificationNotSent"]
     assert result.output["notification_error"] == {"Error": "SNS.NotFound", "Cause": "no topic"}
+
+
+def test_sagemaker_throttling_is_told_from_validation_by_its_cause() -> None:
+    """Both arrive as SageMaker.AmazonSageMakerException; the AWS SDK's cause names the error code."""
+
+    def api_error(code: str) -> TaskFailed:
+        cause = f"Rate exceeded (Service: AmazonSageMaker; Status Code: 400; Error Code: {code}; Request ID: x)"
+        return TaskFailed("SageMaker.AmazonSageMakerException", cause)
+
+    delays: list[float] = []
+    throttled = run_pipeline(FakeServices({"Train": [api_error("ThrottlingException")] * 2}), delays)
+    assert throttled.status == "SUCCEEDED" and delays == [30, 60]
+    assert throttled.states[:9] == ["RegisterTrial", "Train", "TrainApiError", "TrainBackoff", "TrainWait", "Train",
+                                    "TrainApiError", "TrainBackoff", "TrainWait"]
+    refused = run_pipeline(FakeServices({"Train": [api_error("ValidationException")]}))
+    assert refused.states == ["RegisterTrial", "Train", "TrainApiError", "SageMakerApiFailed", "RecordFailure",
+                              "NotifyFailure", "PipelineFailed"]
+
+
+def test_a_stopped_training_job_is_not_evaluated() -> None:
+    """If .sync returns a Stopped job (MaxRuntimeExceeded) instead of failing the task, Evaluate is skipped."""
+    class Stopped(FakeServices):
+        def __call__(self, resource: str, parameters: Any, ctx: TaskContext) -> Any:
+            out = super().__call__(resource, parameters, ctx)
+            if ctx.state_name == "Train":
+                out.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
+            return out
+
+    services = Stopped()
+    result = run_pipeline(services)
+    assert result.states == ["RegisterTrial", "Train", "TrainingCompleted", "TrainingNotCompleted", "RecordFailure",
+                             "NotifyFailure", "PipelineFailed"]
+    calls = {state: params for state, _, params in services.calls}
+    assert calls["RecordFailure"]["Payload"]["run"]["error"] == {
+        "Error": "TrainingJobNotCompleted",
+        "Cause": "training job cats-run-1-train ended Stopped (MaxRuntimeExceeded): its model is not evaluated",
+    }

@@ -17,12 +17,14 @@ import json
 import multiprocessing
 import time
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aws.evaluation_docs import evaluation_doc
+from aws.evaluation_docs import evaluation_doc, score
 
 from nyanops.core import layout
+from nyanops.core.evaluation_report import job_from_environment
 from nyanops.core.start_pipeline import Outcome
 from nyanops.local import integrations
 from nyanops.local.asl import TaskContext
@@ -86,7 +88,7 @@ def _tag(params: dict[str, Any], key: str) -> str:
     return next(t["Value"] for t in params["Tags"] if t["Key"] == key)
 
 
-def _stub_jobs(scores: dict[str, float]) -> None:
+def _stub_jobs(misses: dict[str, int]) -> None:
     """Replace the two SageMaker jobs (in this worker process only) by stubs that keep the contract."""
 
     def training(self: LocalSageMaker, params: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -99,25 +101,32 @@ def _stub_jobs(scores: dict[str, float]) -> None:
         return {
             "TrainingJobName": name,
             "TrainingJobStatus": "Completed",
+            "SecondaryStatus": "Completed",
             "ModelArtifacts": {"S3ModelArtifacts": layout.s3_uri(self.store.bucket, model_key)},
         }
 
     def processing(self: LocalSageMaker, params: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         validate_request("CreateProcessingJob", params)
+        started = datetime.now(UTC).isoformat()
         time.sleep(JOB_SECONDS)
         out = next(o for o in params["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == "evaluation")
         prefix = self._local_key(out["S3Output"]["S3Uri"], "evaluation").rstrip("/")
-        doc = evaluation_doc(scores[_tag(params, "nyanops:execution")], CLASSES)
+        identity = job_from_environment(params["Environment"])
+        doc = evaluation_doc(misses[_tag(params, "nyanops:execution")], CLASSES, job=identity)
         self.store.put(f"{prefix}/{layout.EVALUATION_FILE}", json.dumps(doc).encode())
-        return {"ProcessingJobName": params["ProcessingJobName"], "ProcessingJobStatus": "Completed"}
+        describe = {"ProcessingJobName": params["ProcessingJobName"], "ProcessingJobStatus": "Completed",
+                    "ProcessingOutputConfig": params["ProcessingOutputConfig"], "ProcessingStartTime": started,
+                    "ProcessingEndTime": datetime.now(UTC).isoformat()}
+        integrations.record_processing_job(self.jobs_dir, describe)
+        return describe
 
     LocalSageMaker.create_training_job = training  # type: ignore[method-assign]
     LocalSageMaker.create_processing_job = processing  # type: ignore[method-assign]
 
 
-def _worker(root: Path, scores: dict[str, float], barrier: Any, results: Any) -> None:
+def _worker(root: Path, misses: dict[str, int], barrier: Any, results: Any) -> None:
     try:
-        _stub_jobs(scores)
+        _stub_jobs(misses)
         pipeline = LocalPipeline(root, Progress(io.StringIO(), interactive=False))
         pipeline.machine  # noqa: B018 (load the ASL before the race starts)
         barrier.wait(30)
@@ -137,12 +146,13 @@ def test_five_manifests_for_one_experiment_at_once(pipeline: LocalPipeline) -> N
         assert result.outcome is Outcome.STARTED
         names.append(result.execution_name)
     assert sorted(pipeline.executions.pending()) == sorted(names)
-    scores = dict(zip(names, [0.71, 0.93, 0.64, 0.88, 0.79], strict=True))
+    misses = dict(zip(names, [3, 0, 4, 1, 2], strict=True))
+    scores = {name: score(wrong) for name, wrong in misses.items()}
     integrations._sagemaker_model()  # botocore's model, loaded once before forking
 
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(5), ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(pipeline.root, scores, barrier, results)) for _ in range(5)]
+    workers = [ctx.Process(target=_worker, args=(pipeline.root, misses, barrier, results)) for _ in range(5)]
     for w in workers:
         w.start()
     reports = [results.get(timeout=60) for _ in workers]

@@ -15,16 +15,17 @@ import io
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws.evaluation_docs import evaluation_doc
+from aws.evaluation_docs import evaluation_doc, score
 
 from nyanops.code_bundle import build_bundle, push_bundle
-from nyanops.core.experiments import BestOutcome, ExperimentBusy, TrialRecord, TrialResult
+from nyanops.core.experiments import ExperimentBusy, TrialRecord
 from nyanops.local.asl import TaskContext, TaskFailed
 from nyanops.local.executions import ExecutionRow
 from nyanops.local.experiment_store import SQLiteExperimentStore
@@ -49,7 +50,7 @@ pathlib.Path(os.environ["SM_MODEL_DIR"], "model.pth").write_bytes(b"stub weights
 '''
 
 EVALUATION_PY = '''\
-import argparse, os, pathlib, shutil
+import argparse, json, os, pathlib, shutil
 MODE = {mode!r}
 parser = argparse.ArgumentParser()
 for name in ("--model-dir", "--test-dir", "--output-dir", "--expected-test-hash"):
@@ -63,7 +64,12 @@ out = pathlib.Path(args.output_dir, "evaluation.json")
 if MODE == "garbage":
     out.write_text("{{ not json")
 else:
-    shutil.copyfile(pathlib.Path(__file__).with_name("evaluation.json"), out)
+    # The report prepared with the test, signed with the identity the state machine gives the job (as
+    # evaluation_report.build_evaluation_report does from the same environment variables).
+    doc = json.loads(pathlib.Path(__file__).with_name("evaluation.json").read_text())
+    doc["job"] = {{"execution": os.environ["NYANOPS_EXECUTION"],
+                  "processing_job": os.environ["NYANOPS_PROCESSING_JOB"]}}
+    out.write_text(json.dumps(doc))
 '''
 
 
@@ -86,14 +92,14 @@ def sleeps(pipeline: LocalPipeline) -> list[float]:
 
 
 def run_once(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float], console: io.StringIO,
-             train: str = "ok", evaluation: str = "ok", score: float = 0.9) -> Run:
+             train: str = "ok", evaluation: str = "ok", wrong: int = 1) -> Run:
     for key, body in BASE_OBJECTS:
         pipeline.store.put(key, body)
     code = tmp_path / f"ml_code-{train}-{evaluation}"
     code.mkdir()
     (code / "train.py").write_text(TRAIN_PY.format(mode=train))
     (code / "evaluation.py").write_text(EVALUATION_PY.format(mode=evaluation))
-    (code / "evaluation.json").write_text(json.dumps(evaluation_doc(score, CLASSES)))
+    (code / "evaluation.json").write_text(json.dumps(evaluation_doc(wrong, CLASSES)))
     bundle = build_bundle(code)
     push_bundle(pipeline.store, bundle)
     pipeline.store.put("manifests/fault.json", manifest(code=f"code/{bundle.hash}"))
@@ -113,7 +119,10 @@ def run_once(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float], conso
 
 
 FAILURE_PATH = ["RegisterTrial", "Train", "RecordFailure", "NotifyFailure", "PipelineFailed"]
-SUCCESS_PATH = ["RegisterTrial", "Train", "Evaluate", "RecordResults", "Notify", "Done"]
+SUCCESS_PATH = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore",
+                "Notify", "Done"]
+EVALUATED = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate"]
+SUBJECT = f"[notification] nyanops: cats macro_f1 {score(1):.3f} (new best)"
 
 
 def assert_failed(run: Run, states: list[str], cause: str) -> None:
@@ -140,7 +149,8 @@ def test_training_exceeds_its_stopping_condition(pipeline: LocalPipeline, tmp_pa
     run = run_once(pipeline, tmp_path, sleeps, console, train="overrun")
     assert run.row.input["training"]["stopping_condition"] == {"MaxRuntimeInSeconds": 1}
     assert_failed(run, FAILURE_PATH,
-                  "States.TaskFailed: MaxRuntimeExceeded: the job ran longer than its 1 s stopping condition")
+                  "States.TaskFailed: training job Stopped: MaxRuntimeExceeded: the job ran longer than its 1 s "
+                  "stopping condition")
     assert run.attempts["Train"] == 1 and run.sleeps == []
     assert run.row.duration_seconds is not None and run.row.duration_seconds < 20
 
@@ -156,26 +166,29 @@ def test_evaluation_fails(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[
                           console: io.StringIO) -> None:
     run = run_once(pipeline, tmp_path, sleeps, console, evaluation="raise")
     # A processing job's FailureReason is SageMaker's generic one; the script's reason is its ExitMessage.
-    assert_failed(run, ["RegisterTrial", "Train", "Evaluate", *FAILURE_PATH[2:]],
+    assert_failed(run, [*EVALUATED, *FAILURE_PATH[2:]],
                   "States.TaskFailed: AlgorithmError: See job logs for more information")
     failed = [e for e in pipeline.executions.events(run.row.name) if e["type"] == "TaskFailed"]
     described = json.loads(failed[0]["detail"]["cause"])
     assert described["ExitMessage"].startswith("error: ValueError: model.tar.gz holds no model.pth")
+    assert "ValueError: model.tar.gz holds no model.pth" in run.trial.error
     assert run.attempts == {"RegisterTrial": 1, "Train": 1, "Evaluate": 1, "RecordFailure": 1, "NotifyFailure": 1}
+    # The processing job's reason (its ExitMessage) is what is recorded and notified, not a generic text.
+    describe = json.loads((pipeline.root / "jobs" / f"{run.row.name}-eval" / "describe.json").read_text())
+    assert describe["ExitMessage"] in run.trial.error
 
 
 def test_evaluation_writes_an_invalid_report(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
                                              console: io.StringIO) -> None:
     """RecordResults raises (not retried: the same file would fail again) → recorded as failed."""
     run = run_once(pipeline, tmp_path, sleeps, console, evaluation="garbage")
-    assert_failed(run, ["RegisterTrial", "Train", "Evaluate", "RecordResults", *FAILURE_PATH[2:]],
-                  "EvaluationReportError: s3://nyanops-local/runs/")
+    assert_failed(run, [*EVALUATED, "RecordResults", *FAILURE_PATH[2:]], "EvaluationRefused: s3://nyanops-local/runs/")
     assert "evaluation.json: not JSON" in run.trial.error
     assert run.attempts["RecordResults"] == 1 and run.sleeps == []
 
 
 class FlakyStore(SQLiteExperimentStore):
-    """The SQLite store, but ``complete_trial`` / ``fail_trial`` first raise the given exceptions."""
+    """The SQLite store, but the best-model ``decision`` / ``fail_trial`` first raise the given exceptions."""
 
     def __init__(self, base: SQLiteExperimentStore, complete: list[Exception] | None = None,
                  fail: list[Exception] | None = None) -> None:
@@ -183,11 +196,13 @@ class FlakyStore(SQLiteExperimentStore):
         self.complete_errors, self.fail_errors = list(complete or []), list(fail or [])
         self.calls: list[str] = []
 
-    def complete_trial(self, experiment: str, trial: str, result: TrialResult, primary_metric: str) -> BestOutcome:
+    @contextmanager
+    def decision(self, experiment: str) -> Iterator[Any]:
         self.calls.append("complete")
         if self.complete_errors:
             raise self.complete_errors.pop(0)
-        return super().complete_trial(experiment, trial, result, primary_metric)
+        with super().decision(experiment) as session:
+            yield session
 
     def fail_trial(self, experiment: str, trial: str, error: str, finished_at: datetime) -> None:
         self.calls.append("fail")
@@ -209,14 +224,14 @@ def test_record_results_busy_once_is_retried(pipeline: LocalPipeline, tmp_path: 
     assert store.calls == ["complete", "complete"]
     assert run.trial.status == "Completed" and run.trial.is_best
     assert "RecordResults  ExperimentBusy; retry 1 in 2.0 s" in run.printed
-    assert "[notification] nyanops: cats macro_f1 0.900 (new best)" in run.printed
+    assert SUBJECT in run.printed
 
 
 def test_record_results_busy_forever_gives_up_and_records_the_failure(
         pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float], console: io.StringIO) -> None:
     pipeline.experiments = FlakyStore(pipeline.experiments, complete=[busy() for _ in range(7)])  # type: ignore
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert_failed(run, ["RegisterTrial", "Train", "Evaluate", "RecordResults", *FAILURE_PATH[2:]],
+    assert_failed(run, [*EVALUATED, "RecordResults", *FAILURE_PATH[2:]],
                   "ExperimentBusy: experiment 'cats' is locked by another evaluation")
     assert run.attempts["RecordResults"] == 7  # 1 + MaxAttempts 6
     assert run.sleeps == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0]  # BackoffRate 2, MaxDelaySeconds 60
@@ -227,8 +242,7 @@ def test_record_results_other_error_is_recorded_not_retried(
     error = sqlite3.OperationalError("disk I/O error")
     pipeline.experiments = FlakyStore(pipeline.experiments, complete=[error])  # type: ignore[arg-type]
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert_failed(run, ["RegisterTrial", "Train", "Evaluate", "RecordResults", *FAILURE_PATH[2:]],
-                  "OperationalError: disk I/O error")
+    assert_failed(run, [*EVALUATED, "RecordResults", *FAILURE_PATH[2:]], "OperationalError: disk I/O error")
     assert run.attempts["RecordResults"] == 1 and run.sleeps == []
 
 
@@ -280,7 +294,7 @@ def test_notification_recovers_after_a_retry(pipeline: LocalPipeline, tmp_path: 
     run = run_once(pipeline, tmp_path, sleeps, console)
     assert run.row.status == "SUCCEEDED" and run.states == SUCCESS_PATH
     assert run.attempts["Notify"] == 2 and run.sleeps == [2.0]
-    assert "[notification] nyanops: cats macro_f1 0.900 (new best)" in run.printed
+    assert SUBJECT in run.printed
 
 
 def test_failure_notification_cannot_be_sent(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
@@ -292,45 +306,85 @@ def test_failure_notification_cannot_be_sent(pipeline: LocalPipeline, tmp_path: 
     assert run.trial.status == "Failed" and "RuntimeError: CUDA out of memory" in run.trial.error
 
 
-def sagemaker_refuses(monkeypatch: pytest.MonkeyPatch, method: str, error: str, times: int) -> list[int]:
+def sagemaker_refuses(monkeypatch: pytest.MonkeyPatch, method: str, error: str, times: int,
+                      code: str = "ThrottlingException") -> list[int]:
+    """The local SageMaker answers ``error`` (with the AWS SDK's cause naming ``code``) ``times`` times first."""
     calls: list[int] = []
     original: Callable[..., Any] = getattr(LocalSageMaker, method)
 
     def refusing(self: LocalSageMaker, params: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         calls.append(ctx.attempt)
         if len(calls) <= times:
-            raise TaskFailed(f"SageMaker.{error}", f"{error}: Rate exceeded (simulated)")
+            raise TaskFailed(f"SageMaker.{error}",
+                             f"Rate exceeded (Service: AmazonSageMaker; Status Code: 400; Error Code: {code}; "
+                             "Request ID: 0f0e0d0c-0000-4000-8000-000000000000; Proxy: null)")
         return original(self, params, ctx)
 
     monkeypatch.setattr(LocalSageMaker, method, refusing)
     return calls
 
 
-@pytest.mark.parametrize("error", ["ThrottlingException", "ResourceLimitExceededException"])
-def test_sagemaker_throttles_training_once(error: str, pipeline: LocalPipeline, tmp_path: Path,
-                                           sleeps: list[float], console: io.StringIO,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = sagemaker_refuses(monkeypatch, "create_training_job", error, times=1)
+THROTTLED_TRAIN = ["RegisterTrial", "Train", "TrainApiError", "TrainBackoff", "TrainWait", "Train"]
+
+
+def test_sagemaker_throttles_training_once(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
+                                           console: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step Functions reports SageMaker's throttling as SageMaker.AmazonSageMakerException: the Choice on the
+    cause retries it after the backoff delay."""
+    calls = sagemaker_refuses(monkeypatch, "create_training_job", "AmazonSageMakerException", times=1)
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert run.row.status == "SUCCEEDED" and run.states == SUCCESS_PATH
-    assert calls == [0, 1] and run.attempts["Train"] == 2 and run.sleeps == [30.0]
-    assert f"Train          SageMaker.{error}; retry 1 in 30.0 s" in run.printed
+    assert run.row.status == "SUCCEEDED" and run.states == [*THROTTLED_TRAIN, *SUCCESS_PATH[2:]]
+    assert len(calls) == 2 and run.attempts["Train"] == 2 and run.sleeps == [30.0]
+    assert run.row.output["retries"]["train"] == {"count": 1, "wait_seconds": 30}
     assert run.trial.status == "Completed" and run.trial.is_best
+
+
+def test_sagemaker_validation_errors_are_not_retried(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
+                                                     console: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = sagemaker_refuses(monkeypatch, "create_training_job", "AmazonSageMakerException", times=99,
+                              code="ValidationException")
+    run = run_once(pipeline, tmp_path, sleeps, console)
+    assert_failed(run, ["RegisterTrial", "Train", "TrainApiError", "SageMakerApiFailed", *FAILURE_PATH[2:]],
+                  "SageMaker.AmazonSageMakerException: Rate exceeded (Service: AmazonSageMaker; Status Code: 400; "
+                  "Error Code: ValidationException")
+    assert len(calls) == 1 and run.sleeps == []
 
 
 def test_sagemaker_throttles_evaluation_once(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
                                              console: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = sagemaker_refuses(monkeypatch, "create_processing_job", "ThrottlingException", times=1)
+    calls = sagemaker_refuses(monkeypatch, "create_processing_job", "AmazonSageMakerException", times=1)
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert run.row.status == "SUCCEEDED" and calls == [0, 1]
+    assert run.row.status == "SUCCEEDED" and len(calls) == 2
     assert run.attempts["Evaluate"] == 2 and run.sleeps == [30.0]
+    assert run.states[3:7] == ["Evaluate", "EvaluateApiError", "EvaluateBackoff", "EvaluateWait"]
+
+
+def test_sagemaker_throttling_that_persists_is_recorded(pipeline: LocalPipeline, tmp_path: Path,
+                                                        sleeps: list[float], console: io.StringIO,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = sagemaker_refuses(monkeypatch, "create_training_job", "AmazonSageMakerException", times=99)
+    run = run_once(pipeline, tmp_path, sleeps, console)
+    assert run.row.status == "FAILED" and len(calls) == 5  # 1 + 4 retries
+    assert run.sleeps == [30.0, 60.0, 120.0, 240.0]
+    assert run.trial.error.startswith("SageMaker.AmazonSageMakerException: Rate exceeded")
+    assert run.states[-5:] == ["TrainApiError", "SageMakerApiFailed", "RecordFailure", "NotifyFailure",
+                               "PipelineFailed"]
+
+
+def test_sagemaker_resource_limit_once_is_retried(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
+                                                  console: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = sagemaker_refuses(monkeypatch, "create_training_job", "ResourceLimitExceededException", times=1)
+    run = run_once(pipeline, tmp_path, sleeps, console)
+    assert run.row.status == "SUCCEEDED" and run.states == SUCCESS_PATH
+    assert calls == [0, 1] and run.attempts["Train"] == 2 and run.sleeps == [30.0]
+    assert "Train          SageMaker.ResourceLimitExceededException; retry 1 in 30.0 s" in run.printed
 
 
 def test_sagemaker_resource_limit_persists(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
                                            console: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = sagemaker_refuses(monkeypatch, "create_training_job", "ResourceLimitExceededException", times=99)
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert_failed(run, FAILURE_PATH, "SageMaker.ResourceLimitExceededException: ResourceLimitExceededException: ")
+    assert_failed(run, FAILURE_PATH, "SageMaker.ResourceLimitExceededException: Rate exceeded")
     assert len(calls) == 5 and run.attempts["Train"] == 5  # 1 + MaxAttempts 4
     assert run.sleeps == [30.0, 60.0, 120.0, 240.0]  # IntervalSeconds 30, BackoffRate 2, cap 600
 
@@ -339,7 +393,7 @@ def test_jitter_spreads_the_retries(pipeline: LocalPipeline, tmp_path: Path, sle
                                    console: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
     """FULL jitter: each delay is a random share of the backoff ceiling (here a quarter)."""
     pipeline.random = lambda: 0.25
-    sagemaker_refuses(monkeypatch, "create_training_job", "ThrottlingException", times=2)
+    sagemaker_refuses(monkeypatch, "create_training_job", "ResourceLimitExceededException", times=2)
     run = run_once(pipeline, tmp_path, sleeps, console)
     assert run.row.status == "SUCCEEDED" and run.sleeps == [7.5, 15.0]
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from nyanops.core.evaluation_report import build_evaluation_report
+from nyanops.core.evaluation_report import build_evaluation_report, metrics_from_confusion
 from nyanops.core.experiments import TrialRecord
 from nyanops.execution_view import ExecutionView, build_view
 from nyanops.report import ExperimentReport, TrialReport
@@ -41,8 +41,8 @@ def evaluation(misclassified: list[dict[str, Any]], epochs: int = 3, classes: li
     for m in misclassified:
         i, j = classes.index(m["true"]), classes.index(m["predicted"])
         matrix[i][j] += 1
-    support = {c: sum(matrix[i]) for i, c in enumerate(classes)}
-    per_class = {c: {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": support[c]} for c in classes}
+    metrics, figures = metrics_from_confusion(matrix)  # a report's figures follow from its matrix
+    per_class = {c: figures[i] for i, c in enumerate(classes)}
     history = [
         {"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + 0.1 * e, "val_loss": 1.2 / e, "val_acc": 0.45 + 0.1 * e,
          "seconds": 3.0}
@@ -50,7 +50,7 @@ def evaluation(misclassified: list[dict[str, Any]], epochs: int = 3, classes: li
     ]
     return build_evaluation_report(
         class_names=classes,
-        metrics={"accuracy": 0.8, "macro_precision": 0.8, "macro_recall": 0.7, "macro_f1": 0.75, "weighted_f1": 0.75},
+        metrics=metrics,
         per_class=per_class,
         confusion_matrix=matrix,
         misclassified=misclassified,

@@ -213,6 +213,7 @@ class RecordingServices:
             return {
                 "TrainingJobName": parameters["TrainingJobName"],
                 "TrainingJobStatus": "Completed",
+                "SecondaryStatus": "Completed",
                 "ModelArtifacts": {"S3ModelArtifacts": f"{output}{parameters['TrainingJobName']}/output/model.tar.gz"},
             }
         if resource.endswith("createProcessingJob.sync"):

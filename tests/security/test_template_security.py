@@ -102,8 +102,28 @@ def test_resource_policies_allow_only_scoped_service_principals(resources):
         if st["Effect"] == "Allow":
             assert st["Principal"] != "*" and "AWS" not in st["Principal"], f"{logical_id}: {st}"
             assert "aws:SourceArn" in json.dumps(st.get("Condition")), f"{logical_id}: an unconditioned service grant"
+        elif st.get("Sid") == "OnlyThePipelineWritesRuns":
+            continue  # the results guard: tested in test_only_the_pipeline_may_write_runs
         else:
             assert st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_only_the_pipeline_may_write_runs(resources):
+    """Results cannot be forged by someone who can write the bucket: writes, overwrites and deletes under runs/
+    are denied to every principal but the SageMaker job role and the pipeline's own roles."""
+    statements = resources["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (guard,) = [s for s in statements if s.get("Sid") == "OnlyThePipelineWritesRuns"]
+    assert guard["Effect"] == "Deny" and guard["Principal"] == "*"
+    assert guard["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/runs/*"}
+    assert {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"} <= set(guard["Action"])
+    allowed = guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert {a["Fn::GetAtt"][0] for a in allowed} == {
+        "SageMakerExecutionRole", "StateMachineRole", "StartPipelineFunctionRole", "RecordResultsFunctionRole"}
+    # Of those, only the jobs may write runs/ at all (least privilege): the guard adds no write right.
+    writers = [logical_id for logical_id, kind, st in policy_statements(resources) if kind == "iam"
+               and st["Effect"] == "Allow" and "s3:PutObject" in as_list(st["Action"])
+               and "runs/" in json.dumps(st["Resource"])]
+    assert writers == ["SageMakerExecutionRole"]
 
 
 def test_every_resource_policy_denies_plain_http(resources):

@@ -25,9 +25,10 @@ from nyanops.core.upload_events import Upload
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "training_pipeline.asl.json"
 BUCKET = "nyanops-example-bucket"
 CODE_HASH = "c" * 64
-PATH_RE = re.compile(r"\$(?:\.[A-Za-z0-9_\-]+)+")
+PATH_RE = re.compile(r"(?<!\$)\$(?:\.[A-Za-z0-9_\-]+)+")  # not the context object's $$. paths
 # Written by the state machine itself (ResultPath), not read from the execution input.
-STATE_ROOTS = ("results", "error", "notification_error", "record_error")
+# What the run adds to its state (job results, caught errors): not part of the input.
+STATE_ROOTS = ("results", "error", "notification_error", "record_error", "api_error", "champion_error")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
 SPLIT_HASHES = {"train": "1" * 64, "val": "2" * 64, "test": "3" * 64}
@@ -124,7 +125,7 @@ def test_results_paths_are_produced_by_a_result_selector() -> None:
     produced: set[str] = set()
     for state in asl["States"].values():
         result_path = state.get("ResultPath")
-        for key in state.get("ResultSelector", {}):
+        for key in state.get("ResultSelector", {}) or (state.get("Parameters", {}) if state["Type"] == "Pass" else {}):
             if result_path:
                 produced.add(f"{result_path}.{key.removesuffix('.$')}")
     for state, key, path in asl_reads():

@@ -72,3 +72,15 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUCKET_NAME", "from-env-bucket")
     monkeypatch.setenv("EXPERIMENT_LOCK_TABLE", "locks")
     assert load_settings(RecordResultsSettings).lock_table == "locks"
+
+
+def test_local_best_model_tolerance_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nyanops.local.runner import local_settings
+
+    monkeypatch.delenv("NYANOPS_BEST_MODEL_TOLERANCE", raising=False)
+    assert local_settings().best_model_tolerance == 0.005
+    monkeypatch.setenv("NYANOPS_BEST_MODEL_TOLERANCE", "0.02")
+    assert local_settings().best_model_tolerance == 0.02
+    monkeypatch.setenv("NYANOPS_BEST_MODEL_TOLERANCE", "0.9")
+    with pytest.raises(ValueError, match="BEST_MODEL_TOLERANCE"):
+        local_settings()

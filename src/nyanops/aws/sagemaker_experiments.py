@@ -2,61 +2,79 @@
 
 Experiment = the manifest's experiment; trial = one execution; the pipeline's own trial component
 ``<trial>-results`` carries what the seed logged with ``Tracker.log_parameters`` (accuracy,
-precision, recall, f1, comment, is_best) plus the dataset, code, hyperparameters and locations.
-The training and processing jobs join the same trial through ``ExperimentConfig``.
+precision, recall, f1, comment, is_best) plus the dataset, the test-set identity, the code,
+hyperparameters, locations and the best-model decision (``nyanops.core.experiments``: the parameter
+names, and nothing that could exceed SageMaker's 300 parameters or 2,500 characters a value). The
+training and processing jobs join the same trial through ``ExperimentConfig``.
+
+Registering a trial is idempotent step by step (experiment, trial, component, association: each
+step is done when it is missing, so a retry after a partial attempt completes it), and every call
+backs off on throttling before giving up with ``ExperimentsThrottled`` (which the state machine
+retries). Experiment names are case-insensitive in SageMaker: the lock is taken on
+``naming.experiment_key`` and records carry the name SageMaker has.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from nyanops.aws.experiment_lock import DynamoExperimentLock
-from nyanops.core import best_model
-from nyanops.core.experiments import BestOutcome, TrialRecord, TrialResult, TrialStart
+from nyanops.core import limits
+from nyanops.core.experiments import (
+    COMPLETED,
+    FAILED,
+    HP_PREFIX,
+    IN_PROGRESS,
+    MAX_ERROR,
+    DecisionNote,
+    TrialRecord,
+    TrialResult,
+    TrialStart,
+    decision_parameters,
+    error_parameters,
+    result_parameters,
+    start_parameters,
+)
+from nyanops.core.naming import experiment_key
 
 RESULTS_SUFFIX = "-results"
-HP_PREFIX = "hp:"
-F1_PREFIX = "f1:"
-# The seed's Experiments column names for the macro metrics.
-SEED_NAMES = {"macro_precision": "precision", "macro_recall": "recall", "macro_f1": "f1"}
-MAX_STRING_PARAM = 2500
+# Error codes SageMaker answers when a caller exceeds its request rate (retried with backoff here).
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
+METRIC_NAMES = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1")
+
+
+class ExperimentsThrottled(Exception):
+    """SageMaker kept throttling after our retries; the class name is what Step Functions retries on."""
 
 
 def results_component(trial: str) -> str:
     return f"{trial}{RESULTS_SUFFIX}"
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", "")).lower()
+
+
 def _already_exists(exc: ClientError) -> bool:
-    err = exc.response["Error"]
-    return err["Code"] in ("ResourceInUse", "ValidationException") and "exist" in err.get("Message", "").lower()
+    return _code(exc) in ("ResourceInUse", "ValidationException") and "exist" in _message(exc)
+
+
+def _already_associated(exc: ClientError) -> bool:
+    return _code(exc) in ("ResourceInUse", "ValidationException") and "already" in _message(exc)
 
 
 def _not_found(exc: ClientError) -> bool:
-    err = exc.response["Error"]
-    return err["Code"] == "ResourceNotFound" or (
-        err["Code"] == "ValidationException" and "not" in err.get("Message", "").lower()
-    )
-
-
-def _s(value: Any) -> dict[str, Any]:
-    return {"StringValue": str(value)[:MAX_STRING_PARAM]}
-
-
-def _n(value: float) -> dict[str, Any]:
-    return {"NumberValue": float(value)}
-
-
-def _param(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return _s("true" if value else "false")
-    if isinstance(value, (int, float)):
-        return _n(value)
-    return _s(value)
+    return _code(exc) == "ResourceNotFound" or (_code(exc) == "ValidationException" and "not" in _message(exc))
 
 
 class SageMakerExperimentStore:
@@ -65,89 +83,85 @@ class SageMakerExperimentStore:
         client: Any,
         lock: DynamoExperimentLock | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        *,
+        attempts: int = 6,
+        backoff_seconds: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._sm = client
         self._lock = lock
         self._clock = clock
+        self._attempts = attempts
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+
+    def call(self, operation: str, **kwargs: Any) -> Any:
+        """``client.<operation>(**kwargs)``, retried with exponential backoff while SageMaker throttles."""
+        for attempt in range(self._attempts):
+            try:
+                return getattr(self._sm, operation)(**kwargs)
+            except ClientError as exc:
+                if _code(exc) not in THROTTLING_CODES:
+                    raise
+                if attempt + 1 < self._attempts:
+                    self._sleep(self._backoff * 2**attempt)
+        raise ExperimentsThrottled(f"SageMaker throttled {operation} {self._attempts} times; retry later")
 
     # -- writing ---------------------------------------------------------------------------------
     def start_trial(self, start: TrialStart) -> None:
+        params = start_parameters(start)
+        limits.check_trial_parameters(params)
         self._ensure_experiment(start.experiment)
         try:
-            self._sm.create_trial(TrialName=start.trial, ExperimentName=start.experiment, DisplayName=start.trial)
+            self.call("create_trial", TrialName=start.trial, ExperimentName=start.experiment,
+                      DisplayName=start.trial)
         except ClientError as exc:
             if not _already_exists(exc):
                 raise
-        params: dict[str, Any] = {
-            "execution": _s(start.execution_name),
-            "dataset_id": _s(start.dataset_id),
-            "dataset_hash": _s(start.dataset_hash),
-            "code_hash": _s(start.code_hash),
-            "comment": _s(start.comment),
-            "source_key": _s(start.source_key),
-            "is_best": _n(0),
-        }
-        params.update({HP_PREFIX + k: _param(v) for k, v in start.hyperparameters.items()})
         name = results_component(start.trial)
         try:
-            self._sm.create_trial_component(
+            self.call(
+                "create_trial_component",
                 TrialComponentName=name,
                 DisplayName="Results",
-                Status={"PrimaryStatus": best_model.IN_PROGRESS, "Message": "training"},
+                Status={"PrimaryStatus": IN_PROGRESS, "Message": "training"},
                 StartTime=start.started_at,
                 Parameters=params,
             )
         except ClientError as exc:
             if not _already_exists(exc):
                 raise
-            return  # a retried start: the component and its association exist already
-        self._sm.associate_trial_component(TrialComponentName=name, TrialName=start.trial)
+        # Always (re)associate: an earlier attempt may have created the component and failed right here.
+        try:
+            self.call("associate_trial_component", TrialComponentName=name, TrialName=start.trial)
+        except ClientError as exc:
+            if not _already_associated(exc):
+                raise
 
-    def complete_trial(self, experiment: str, trial: str, result: TrialResult, primary_metric: str) -> BestOutcome:
-        name = results_component(trial)
-        params = self._parameters(name)
-        params.update({HP_PREFIX + k: _param(v) for k, v in result.hyperparameters.items()})
-        for key, value in result.metrics.items():
-            params[key] = _n(value)
-            if key in SEED_NAMES:
-                params[SEED_NAMES[key]] = _n(value)
-        params.update({F1_PREFIX + cls: _n(v) for cls, v in result.per_class_f1.items()})
-        params["confusion_matrix"] = _s(json.dumps(result.confusion_matrix, separators=(",", ":")))
-        params["model_location"] = _s(result.model_location)
-        params["evaluation_location"] = _s(result.evaluation_location)
-        if result.best_epoch is not None:
-            params["best_epoch"] = _n(result.best_epoch)
-        with self._writer_lock().hold(experiment):
-            self._sm.update_trial_component(
-                TrialComponentName=name,
-                Status={"PrimaryStatus": best_model.COMPLETED, "Message": "evaluated"},
-                EndTime=result.finished_at,
-                Parameters=params,
-                OutputArtifacts={
-                    "model": {"Value": result.model_location, "MediaType": "application/x-tar"},
-                    "evaluation": {"Value": result.evaluation_location, "MediaType": "application/json"},
-                },
-            )
-            return self._redecide_best(experiment, trial, primary_metric)
+    @contextmanager
+    def decision(self, experiment: str) -> Iterator[SageMakerSession]:
+        with self._writer_lock().hold(experiment_key(experiment)):
+            yield SageMakerSession(self, experiment)
 
     def fail_trial(self, experiment: str, trial: str, error: str, finished_at: datetime) -> None:
         name = results_component(trial)
-        with self._writer_lock().hold(experiment):
+        with self._writer_lock().hold(experiment_key(experiment)):
             try:
-                described = self._sm.describe_trial_component(TrialComponentName=name)
+                described = self.call("describe_trial_component", TrialComponentName=name)
             except ClientError as exc:
                 if _not_found(exc):
                     return
                 raise
             # A trial whose results are recorded stays valid even if a later step fails.
-            if (described.get("Status") or {}).get("PrimaryStatus") == best_model.COMPLETED:
+            if (described.get("Status") or {}).get("PrimaryStatus") == COMPLETED:
                 return
-            params = dict(described.get("Parameters") or {})
-            params["error"] = _s(error)
-            params["is_best"] = _n(0)
-            self._sm.update_trial_component(
+            params = {**(described.get("Parameters") or {}), **error_parameters(error)}
+            limits.check_trial_parameters(params)
+            self.call(
+                "update_trial_component",
                 TrialComponentName=name,
-                Status={"PrimaryStatus": best_model.FAILED, "Message": error[:1000]},
+                Status={"PrimaryStatus": FAILED,
+                        "Message": limits.clip(error, limits.TRIAL_COMPONENT_STATUS_MESSAGE_MAX)},
                 EndTime=finished_at,
                 Parameters=params,
             )
@@ -159,64 +173,60 @@ class SageMakerExperimentStore:
 
     def _ensure_experiment(self, experiment: str) -> None:
         try:
-            self._sm.describe_experiment(ExperimentName=experiment)
+            self.call("describe_experiment", ExperimentName=experiment)
             return
         except ClientError as exc:
             if not _not_found(exc):
                 raise
         try:
-            self._sm.create_experiment(
-                ExperimentName=experiment, DisplayName=experiment, Description="nyanops experiment"
-            )
+            self.call("create_experiment", ExperimentName=experiment, DisplayName=experiment,
+                      Description="nyanops experiment")
         except ClientError as exc:
             if not _already_exists(exc):  # two runs created it at once
                 raise
 
-    def _parameters(self, component: str) -> dict[str, Any]:
+    def parameters(self, trial: str) -> dict[str, Any]:
         try:
-            described = self._sm.describe_trial_component(TrialComponentName=component)
+            described = self.call("describe_trial_component", TrialComponentName=results_component(trial))
         except ClientError as exc:
             if _not_found(exc):
                 return {}
             raise
         return dict(described.get("Parameters") or {})
 
-    def _redecide_best(self, experiment: str, trial: str, metric: str) -> BestOutcome:
-        """Under the experiment lock: choose the best over every completed trial and flip the flags."""
-        records = self.list_trials(experiment)
-        previous = next((r.trial for r in records if r.is_best), None)
-        best = best_model.choose_best(
-            [
-                best_model.Candidate(r.trial, r.status, best_model.metric_value(r.metrics, metric), r.finished_at)
-                for r in records
-            ],
-            metric,
-        )
-        for r in records:
-            want = r.trial == best
-            if r.is_best != want:
-                name = results_component(r.trial)
-                params = self._parameters(name)
-                params["is_best"] = _n(1 if want else 0)
-                self._sm.update_trial_component(TrialComponentName=name, Parameters=params)
-        return BestOutcome(is_best=best == trial, best_trial=best, previous_best=previous)
+    def update(self, trial: str, params: dict[str, Any], **fields: Any) -> None:
+        """Write the component's parameters (the full merged set: correct whether SageMaker merges or
+        replaces them), after checking them against SageMaker's limits."""
+        limits.check_trial_parameters(params)
+        self.call("update_trial_component", TrialComponentName=results_component(trial), Parameters=params, **fields)
 
     # -- reading ---------------------------------------------------------------------------------
     def list_trials(self, experiment: str | None = None) -> list[TrialRecord]:
-        experiments = [experiment] if experiment else self._experiment_names()
+        experiments = [self._experiment_name(experiment)] if experiment else self._experiment_names()
         out: list[TrialRecord] = []
         for exp in experiments:
+            if exp is None:
+                continue
             for trial in self._trial_names(exp):
                 record = self._record(exp, trial)
                 if record is not None:
                     out.append(record)
         return out
 
+    def _experiment_name(self, experiment: str) -> str | None:
+        """The name SageMaker holds for ``experiment`` (names are case-insensitive), or None."""
+        try:
+            return str(self.call("describe_experiment", ExperimentName=experiment)["ExperimentName"])
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise
+
     def _experiment_names(self) -> list[str]:
         names: list[str] = []
         kwargs: dict[str, Any] = {}
         while True:
-            page = self._sm.list_experiments(**kwargs)
+            page = self.call("list_experiments", **kwargs)
             names += [e["ExperimentName"] for e in page.get("ExperimentSummaries", [])]
             if not page.get("NextToken"):
                 return names
@@ -227,7 +237,7 @@ class SageMakerExperimentStore:
         kwargs: dict[str, Any] = {"ExperimentName": experiment}
         while True:
             try:
-                page = self._sm.list_trials(**kwargs)
+                page = self.call("list_trials", **kwargs)
             except ClientError as exc:
                 if _not_found(exc):
                     return []
@@ -239,12 +249,56 @@ class SageMakerExperimentStore:
 
     def _record(self, experiment: str, trial: str) -> TrialRecord | None:
         try:
-            d = self._sm.describe_trial_component(TrialComponentName=results_component(trial))
+            d = self.call("describe_trial_component", TrialComponentName=results_component(trial))
         except ClientError as exc:
             if _not_found(exc):
                 return None
             raise
         return record_from_component(experiment, trial, d)
+
+
+class SageMakerSession:
+    """One experiment while its DynamoDB lease is held: the reads and writes of the best-model decision."""
+
+    def __init__(self, store: SageMakerExperimentStore, experiment: str) -> None:
+        self._store = store
+        self._experiment = experiment
+
+    def trials(self) -> list[TrialRecord]:
+        return self._store.list_trials(self._experiment)
+
+    def complete(self, trial: str, result: TrialResult) -> None:
+        params = {**self._store.parameters(trial), **result_parameters(result)}
+        params.pop("error", None)
+        self._store.update(
+            trial, params,
+            Status={"PrimaryStatus": COMPLETED, "Message": "evaluated"},
+            EndTime=result.finished_at,
+            OutputArtifacts={
+                "model": {"Value": result.model_location, "MediaType": "application/x-tar"},
+                "evaluation": {"Value": result.evaluation_location, "MediaType": "application/json"},
+            },
+        )
+
+    def set_best(self, trial: str) -> None:
+        found = False
+        for r in self.trials():
+            want = r.trial == trial
+            found = found or want
+            if r.is_best != want:
+                params = {**self._store.parameters(r.trial), "is_best": {"NumberValue": 1.0 if want else 0.0}}
+                self._store.update(r.trial, params)
+        if not found:
+            raise LookupError(f"no trial {trial} in experiment {self._experiment} to flag best")
+
+    def note_decision(self, trial: str, note: DecisionNote) -> None:
+        current = self._store.parameters(trial)
+        params = {**current, **decision_parameters(note)}
+        removed: dict[str, Any] = {}
+        if note.champion_value is None and "champion_value" in params:
+            params.pop("champion_value")
+            removed["ParametersToRemove"] = ["champion_value"]
+        self._store.update(trial, params, **removed)
 
 
 def record_from_component(experiment: str, trial: str, d: dict[str, Any]) -> TrialRecord:
@@ -254,17 +308,18 @@ def record_from_component(experiment: str, trial: str, d: dict[str, Any]) -> Tri
     def text(key: str) -> str:
         return str(params.get(key, {}).get("StringValue", ""))
 
+    def number(key: str) -> float | None:
+        p = params.get(key, {})
+        return float(p["NumberValue"]) if "NumberValue" in p else None
+
     def value(p: dict[str, Any]) -> Any:
         if "NumberValue" in p:
-            number = float(p["NumberValue"])
-            return int(number) if number.is_integer() else number
+            n = float(p["NumberValue"])
+            return int(n) if n.is_integer() else n
         raw = p.get("StringValue", "")
         return {"true": True, "false": False}.get(raw, raw)
 
-    metrics = {
-        k: float(params[k]["NumberValue"]) for k in best_model.HIGHER_IS_BETTER if "NumberValue" in params.get(k, {})
-    }
-    cm_raw = text("confusion_matrix")
+    best_epoch, num_test_images = number("best_epoch"), number("num_test_images")
     return TrialRecord(
         experiment=experiment,
         trial=trial,
@@ -277,13 +332,16 @@ def record_from_component(experiment: str, trial: str, d: dict[str, Any]) -> Tri
         comment=text("comment"),
         source_key=text("source_key"),
         hyperparameters={k[len(HP_PREFIX) :]: value(v) for k, v in params.items() if k.startswith(HP_PREFIX)},
-        metrics=metrics,
-        per_class_f1={
-            k[len(F1_PREFIX) :]: float(v.get("NumberValue", 0.0)) for k, v in params.items() if k.startswith(F1_PREFIX)
-        },
-        confusion_matrix=json.loads(cm_raw) if cm_raw else {},
+        metrics={k: v for k in METRIC_NAMES if (v := number(k)) is not None},
         model_location=text("model_location"),
         evaluation_location=text("evaluation_location"),
-        is_best=float(params.get("is_best", {}).get("NumberValue", 0)) == 1.0,
-        error=text("error"),
+        is_best=number("is_best") == 1.0,
+        error=limits.clip(text("error"), MAX_ERROR),
+        test_hash=text("test_hash"),
+        classes_key=text("classes_key"),
+        decision=text("decision"),
+        compared_with=text("compared_with"),
+        champion_value=number("champion_value"),
+        best_epoch=int(best_epoch) if best_epoch is not None else None,
+        num_test_images=int(num_test_images) if num_test_images is not None else None,
     )

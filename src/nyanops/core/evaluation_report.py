@@ -1,6 +1,6 @@
 """evaluation.json: the document ml_code/evaluation.py writes and RecordResults reads (schema v1).
 
-Standard library only, Python >= 3.9: imported by a Lambda and copied into the SageMaker code bundle
+Standard library only, Python >= 3.10: imported by a Lambda and copied into the SageMaker code bundle
 (ml_code/evaluation_report.py is a symlink to this file). ``build_evaluation_report`` assembles the
 document and validates it, ``validate_evaluation_report`` checks one that was read back, so the writer
 and the reader cannot drift.
@@ -31,12 +31,23 @@ Fields (all required unless marked optional):
                     evaluation.json}; optional: ``misclassified_json``.
 ``test_dataset_hash`` optional, str or null: content hash of the test images.
 ``timings``         optional, dict str -> float seconds (e.g. ``load``, ``predict``, ``total``).
+``job``             optional, {``execution``: str, ``processing_job``: str}: the execution and the processing
+                    job that wrote the report (``build_evaluation_report`` fills it from the job's environment,
+                    ``NYANOPS_EXECUTION`` / ``NYANOPS_PROCESSING_JOB``, which the state machine sets).
+                    RecordResults requires it and checks it against the job it started.
+
+The figures must agree with the confusion matrix: ``metrics`` and every ``per_class`` precision, recall and
+F1 are recomputed from it (``metrics_from_confusion``, the definitions of scikit-learn with
+``zero_division=0``) and must match within ``METRIC_TOLERANCE``; a report claiming figures its matrix does
+not give is refused. ``check_against_dataset`` (RecordResults) adds what only the run knows: the class names
+are the dataset's classes, and each class's support is its number of test images.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,6 +55,11 @@ SCHEMA_VERSION = 1
 METRIC_NAMES = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1")
 PER_CLASS_FIELDS = ("precision", "recall", "f1")
 CONFUSION_MATRIX_PNG = "confusion_matrix.png"
+# Recomputed figures may differ from the written ones by float rounding only.
+METRIC_TOLERANCE = 1e-6
+# The job identity the state machine passes to the processing job's environment.
+ENV_EXECUTION = "NYANOPS_EXECUTION"
+ENV_PROCESSING_JOB = "NYANOPS_PROCESSING_JOB"
 
 
 class EvaluationReportError(ValueError):
@@ -153,6 +169,8 @@ def validate_evaluation_report(doc: dict[str, Any]) -> dict[str, Any]:
     if total != n_images:
         raise EvaluationReportError("confusion_matrix.matrix", f"cells sum to {total}, num_images is {n_images}")
 
+    _check_figures(doc, labels, matrix)
+
     missed = _require(doc, "misclassified", list, "")
     for i, item in enumerate(missed):
         field = f"misclassified[{i}]"
@@ -191,7 +209,104 @@ def validate_evaluation_report(doc: dict[str, Any]) -> dict[str, Any]:
         timings = _require(doc, "timings", dict, "")
         for key, value in timings.items():
             _check_type(value, float, f"timings.{key}")
+    if "job" in doc:
+        job = _require(doc, "job", dict, "")
+        for key in ("execution", "processing_job"):
+            _require(job, key, str, "job")
     return doc
+
+
+def metrics_from_confusion(matrix: Sequence[Sequence[int]]) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The headline metrics and per-class precision / recall / F1 of a confusion matrix (rows = true).
+
+    scikit-learn's definitions with ``zero_division=0``: precision = tp / (tp + fp), recall = tp / (tp + fn),
+    F1 = 2 tp / (2 tp + fp + fn), each 0 when its denominator is 0; macro = unweighted mean over classes,
+    weighted F1 = mean weighted by support; accuracy = correct / all.
+    """
+    n = len(matrix)
+    total = sum(sum(row) for row in matrix)
+    per_class = []
+    for i in range(n):
+        tp = matrix[i][i]
+        support = sum(matrix[i])
+        predicted = sum(matrix[r][i] for r in range(n))
+        fp, fn = predicted - tp, support - tp
+        per_class.append(
+            {
+                "precision": tp / predicted if predicted else 0.0,
+                "recall": tp / support if support else 0.0,
+                "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0,
+                "support": support,
+            }
+        )
+    metrics = {
+        "accuracy": sum(matrix[i][i] for i in range(n)) / total if total else 0.0,
+        "macro_precision": sum(c["precision"] for c in per_class) / n if n else 0.0,
+        "macro_recall": sum(c["recall"] for c in per_class) / n if n else 0.0,
+        "macro_f1": sum(c["f1"] for c in per_class) / n if n else 0.0,
+        "weighted_f1": sum(c["f1"] * c["support"] for c in per_class) / total if total else 0.0,
+    }
+    return metrics, per_class
+
+
+def _check_figures(doc: Mapping[str, Any], labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> None:
+    metrics, per_class = metrics_from_confusion(matrix)
+    for name in METRIC_NAMES:
+        written = doc["metrics"][name]
+        if abs(written - metrics[name]) > METRIC_TOLERANCE:
+            raise EvaluationReportError(
+                f"metrics.{name}",
+                f"is {written} but the confusion matrix gives {metrics[name]:.6f}: the figures do not come from it",
+            )
+    for label, computed in zip(labels, per_class, strict=True):
+        entry = doc["per_class"][label]
+        for field in PER_CLASS_FIELDS:
+            if abs(entry[field] - computed[field]) > METRIC_TOLERANCE:
+                raise EvaluationReportError(
+                    f"per_class.{label}.{field}",
+                    f"is {entry[field]} but the confusion matrix gives {computed[field]:.6f}",
+                )
+
+
+def check_against_dataset(doc: Mapping[str, Any], classes: Sequence[str], test_counts: Mapping[str, int]) -> None:
+    """The report is about this dataset's test split: its classes, and each class's number of test images."""
+    if list(doc["class_names"]) != list(classes):
+        given, expected = list(doc["class_names"]), list(classes)
+        extra = sorted(set(given) - set(expected))[:5]
+        missing = sorted(set(expected) - set(given))[:5]
+        detail = f"not in the dataset: {extra}; missing: {missing}" if extra or missing else "in another order"
+        raise EvaluationReportError(
+            "class_names", f"{len(given)} classes that are not the dataset's {len(expected)} classes ({detail})"
+        )
+    for name in classes:
+        support = doc["per_class"][name]["support"]
+        expected_count = test_counts.get(name)
+        if support != expected_count:
+            raise EvaluationReportError(
+                f"per_class.{name}.support",
+                f"{support} test images, but the dataset's test split has {expected_count} for this class",
+            )
+
+
+def check_job(doc: Mapping[str, Any], execution: str, processing_job: str) -> None:
+    """The report was written by ``processing_job`` of ``execution`` (the identity the state machine gave it)."""
+    job = doc.get("job")
+    if not isinstance(job, Mapping):
+        raise EvaluationReportError(
+            "job", "missing: the report does not say which execution and processing job wrote it"
+        )
+    for key, expected in (("execution", execution), ("processing_job", processing_job)):
+        if job.get(key) != expected:
+            raise EvaluationReportError(f"job.{key}", f"is {job.get(key)!r}, expected {expected!r}")
+
+
+def job_from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The job identity the state machine put in the processing job's environment, if any."""
+    env = os.environ if environ is None else environ
+    execution, job = env.get(ENV_EXECUTION), env.get(ENV_PROCESSING_JOB)
+    if execution and job:
+        return {"execution": execution, "processing_job": job}
+    return None
 
 
 def build_evaluation_report(
@@ -207,11 +322,13 @@ def build_evaluation_report(
     extra_artifacts: Mapping[str, str] | None = None,
     test_dataset_hash: str | None = None,
     timings: Mapping[str, float] | None = None,
+    job: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Assemble a schema-v1 report from plain values (numbers converted to int / float) and validate it.
 
     ``model_meta`` is the content of model_meta.json written by train.py (arch, best_epoch, history,
-    hyperparameters, dataset_hash, best_val_acc, library_versions).
+    hyperparameters, dataset_hash, best_val_acc, library_versions). ``job`` defaults to the identity in the
+    environment (``job_from_environment``): inside a pipeline job, the report says which job wrote it.
     """
     classes = [str(c) for c in class_names]
     matrix = [[int(c) for c in row] for row in confusion_matrix]
@@ -261,4 +378,7 @@ def build_evaluation_report(
         doc["test_dataset_hash"] = test_dataset_hash
     if timings is not None:
         doc["timings"] = {k: float(v) for k, v in timings.items()}
+    identity = dict(job) if job is not None else job_from_environment()
+    if identity is not None:
+        doc["job"] = identity
     return validate_evaluation_report(doc)

@@ -32,6 +32,7 @@ EXPECTED_VAL_HASH = "expected-val-hash"
 EXPECTED_TEST_HASH_ARG = "--expected-test-hash"
 EVALUATION_OUTPUT_NAME = "evaluation"
 EVALUATION_OUTPUT_PATH = "/opt/ml/processing/evaluation"
+RETRIED_TASKS = ("train", "evaluate", "champion")
 
 # Instance families with local NVMe instance storage. SageMaker refuses a VolumeKmsKeyId for them
 # (CreateTrainingJob ResourceConfig.VolumeKmsKeyId, CreateProcessingJob ClusterConfig.VolumeKmsKeyId:
@@ -43,7 +44,7 @@ EVALUATION_OUTPUT_PATH = "/opt/ml/processing/evaluation"
 LOCAL_NVME_FAMILIES = frozenset(
     {"g5", "g6", "g6e", "g6f", "gr6", "gr6f", "p5", "p5e", "p5en", "p6-b200", "trn1", "trn1n", "trn2", "dl1"}
 )
-_D_VARIANT = re.compile(r"^[a-z]+[0-9]+[a-z]*d[a-z]*$")
+_D_VARIANT = re.compile(r"[a-z]+[0-9]+[a-z]*d[a-z]*")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def supports_volume_kms(instance_type: str) -> bool:
     family = parts[1] if len(parts) == 3 and parts[0] == "ml" else ""
     if not family:
         raise ValueError(f"not a SageMaker instance type (ml.<family>.<size>): {instance_type!r}")
-    return family not in LOCAL_NVME_FAMILIES and not _D_VARIANT.match(family)
+    return family not in LOCAL_NVME_FAMILIES and not _D_VARIANT.fullmatch(family)
 
 
 def _with_key(config: dict[str, Any], field: str, key: str, applies: bool = True) -> dict[str, Any]:
@@ -132,6 +133,7 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
         "trial": name,
         "comment": manifest.comment,
         "primary_metric": settings.primary_metric,
+        "best_model_tolerance": settings.best_model_tolerance,
         "source": {
             "kind": request.kind,
             "bucket": request.upload.bucket,
@@ -169,6 +171,8 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
                 "VolumeKmsKeyId", key, supports_volume_kms(training_type),
             ),
         },
+        # The state machine's own counters of SageMaker API calls retried after throttling (see its Choice states).
+        "retries": {task: {"count": 0} for task in RETRIED_TASKS},
         "evaluation": {
             "job_name": naming.processing_job_name(name),
             "output_s3_uri": evaluation_output,

@@ -8,6 +8,7 @@ manifests/<name>.json                                    an experiment manifest;
 code/<content-hash>/sourcedir.tar.gz                     ml_code bundle for the training job
 code/<content-hash>/src/...                              the same files unpacked, for the processing job
 runs/<execution-name>/{model,evaluation,checkpoints}/    job outputs
+runs/<execution-name>/champion-<n>/                       the best model re-scored on this run's test set
 rejected/<original-key>.error.json                       why an upload was refused (the upload stays)
 ```
 The EventBridge rule patterns in ``template.yaml`` are derived from the constants here and a test
@@ -16,9 +17,12 @@ keeps them in step.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from enum import Enum
+
+from nyanops.core import limits
 
 DATASETS_PREFIX = "datasets/"
 MANIFESTS_PREFIX = "manifests/"
@@ -39,9 +43,14 @@ REJECTION_SUFFIX = ".error.json"
 SPLITS = ("train", "val", "test")
 
 # A dataset id is one path segment: a UTC timestamp such as 2026-11-28T064300Z, or a chosen name.
-DATASET_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-CODE_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
-MAX_KEY_LENGTH = 1024
+# Both patterns are matched against the whole text (``fullmatch``), never with ``match`` + ``$``.
+DATASET_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+CODE_HASH_RE = re.compile(r"[0-9a-f]{64}")
+MAX_KEY_LENGTH = limits.S3_KEY_MAX_BYTES
+# A refusal record's key for an upload key too long to fit under rejected/: a UTF-8-safe prefix of the
+# key, then this marker and 16 hex of the key's sha256 (the full key is inside the record).
+REJECTION_HASH_MARK = "~"
+_REJECTION_HASH_LEN = 16
 
 
 class KeyKind(str, Enum):
@@ -121,9 +130,17 @@ def code_source_prefix(code_hash: str) -> str:
 def parse_code_bundle_key(key: str) -> str | None:
     """Return the content hash of ``code/<hash>/sourcedir.tar.gz``, or None for any other key."""
     parts = key.split("/")
-    if len(parts) == 3 and parts[0] + "/" == CODE_PREFIX and parts[2] == CODE_BUNDLE and CODE_HASH_RE.match(parts[1]):
+    if len(parts) == 3 and parts[0] + "/" == CODE_PREFIX and parts[2] == CODE_BUNDLE and is_code_hash(parts[1]):
         return parts[1]
     return None
+
+
+def is_dataset_id(text: str) -> bool:
+    return DATASET_ID_RE.fullmatch(text) is not None
+
+
+def is_code_hash(text: str) -> bool:
+    return CODE_HASH_RE.fullmatch(text) is not None
 
 
 def run_prefix(execution_name: str) -> str:
@@ -142,12 +159,30 @@ def run_checkpoint_prefix(execution_name: str) -> str:
     return f"{RUNS_PREFIX}{execution_name}/checkpoints/"
 
 
+def run_champion_prefix(execution_name: str, attempt: int) -> str:
+    """Where the champion's re-scoring on this run's test set writes (attempt 1, 2, ...)."""
+    return f"{RUNS_PREFIX}{execution_name}/champion-{attempt}/"
+
+
 def evaluation_key(execution_name: str) -> str:
     return f"{run_evaluation_prefix(execution_name)}{EVALUATION_FILE}"
 
 
 def rejection_key(original_key: str) -> str:
-    return f"{REJECTED_PREFIX}{original_key}{REJECTION_SUFFIX}"
+    """``rejected/<key>.error.json``, kept within S3's 1,024-byte key limit.
+
+    A key that leaves no room (an upload key of more than 1,004 bytes) is shortened on a character
+    boundary and ends in ``~<16 hex of its sha256>``: still one deterministic record per upload key,
+    still under ``rejected/`` next to where the full one would be; the record holds the full key.
+    """
+    plain = f"{REJECTED_PREFIX}{original_key}{REJECTION_SUFFIX}"
+    if limits.utf8_len(plain) <= MAX_KEY_LENGTH:
+        return plain
+    digest = hashlib.sha256(original_key.encode("utf-8")).hexdigest()[:_REJECTION_HASH_LEN]
+    tail = f"{REJECTION_HASH_MARK}{digest}{REJECTION_SUFFIX}"
+    room = MAX_KEY_LENGTH - limits.utf8_len(REJECTED_PREFIX) - limits.utf8_len(tail)
+    head = original_key.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return f"{REJECTED_PREFIX}{head}{tail}"
 
 
 def s3_uri(bucket: str, key: str) -> str:

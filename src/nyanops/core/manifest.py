@@ -24,10 +24,10 @@ from typing import Any, Literal
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from nyanops.core import hyperparameters, layout, naming
+from nyanops.core import hyperparameters, layout, limits, naming
 from nyanops.core.rejection import Problem, UploadRejected
 
-MAX_MANIFEST_BYTES = 1_000_000
+MAX_MANIFEST_BYTES = limits.MANIFEST_MAX_BYTES
 MAX_COMMENT = 1000
 
 
@@ -125,7 +125,7 @@ class Manifest(BaseModel):
 
 def dataset_id_from_ref(ref: str) -> str:
     """``datasets/<id>`` (a trailing slash is fine) → ``<id>``; anything that leaves the layout is refused."""
-    if ref.startswith("s3://") or "://" in ref:
+    if "://" in ref:  # s3://, https://, file://: any URI
         raise ValueError(f"is a URI; datasets are read only from this bucket{_FIX_SEP}{_DATASET_FIX}")
     if ref.startswith("/"):
         raise ValueError(f"is an absolute path{_FIX_SEP}{_DATASET_FIX}")
@@ -134,7 +134,7 @@ def dataset_id_from_ref(ref: str) -> str:
         raise ValueError(f"contains '..' or '.' and would leave the datasets/ prefix{_FIX_SEP}{_DATASET_FIX}")
     if len(parts) != 2 or parts[0] + "/" != layout.DATASETS_PREFIX:
         raise ValueError(f"is not one folder directly under datasets/{_FIX_SEP}{_DATASET_FIX}")
-    if not layout.DATASET_ID_RE.match(parts[1]):
+    if not layout.is_dataset_id(parts[1]):
         raise ValueError(
             f"has an invalid dataset id{_FIX_SEP}use letters, digits, '.', '_' and '-' (at most 128), "
             "starting with a letter or digit"
@@ -150,7 +150,7 @@ def code_hash_from_ref(ref: str) -> str:
     parts = ref.rstrip("/").split("/")
     if parts and parts[-1] == layout.CODE_BUNDLE:
         parts = parts[:-1]
-    if len(parts) != 2 or parts[0] + "/" != layout.CODE_PREFIX or not layout.CODE_HASH_RE.match(parts[1]):
+    if len(parts) != 2 or parts[0] + "/" != layout.CODE_PREFIX or not layout.is_code_hash(parts[1]):
         raise ValueError(
             "is not a code bundle in this bucket's code/ prefix (code from anywhere else is never run)"
             f"{_FIX_SEP}write code/<64-hex sha256> as printed by `nyanops code push`, or leave it out"
@@ -162,12 +162,7 @@ def parse_manifest(raw: bytes) -> Manifest:
     """Decode and validate a manifest file, raising ``UploadRejected`` with every problem found."""
     if len(raw) == 0:
         raise UploadRejected.one("(file)", "the manifest is empty", "upload a JSON object like docs/manifest.md shows")
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise UploadRejected.one(
-            "(file)",
-            f"the manifest is {len(raw)} bytes, larger than the {MAX_MANIFEST_BYTES} byte limit",
-            "a manifest only names the experiment, dataset, comment and hyperparameters; keep it small",
-        )
+    check_manifest_size(len(raw))
     if raw.startswith(b"\xef\xbb\xbf"):
         raise UploadRejected.one(
             "(file)", "the manifest starts with a UTF-8 byte order mark (BOM)", "save it as UTF-8 without BOM"
@@ -191,6 +186,16 @@ def parse_manifest(raw: bytes) -> Manifest:
     return validate_manifest(data)
 
 
+def check_manifest_size(size: int | None) -> None:
+    """Refuse a manifest over the limit from its size alone (the event's, or a HEAD's), before reading it."""
+    if size is not None and size > MAX_MANIFEST_BYTES:
+        raise UploadRejected.one(
+            "(file)",
+            f"the manifest is {size} bytes, larger than the {MAX_MANIFEST_BYTES} byte limit",
+            "a manifest only names the experiment, dataset, comment and hyperparameters; keep it small",
+        )
+
+
 class _NonFiniteNumber(ValueError):
     pass
 
@@ -209,13 +214,8 @@ def validate_manifest(data: Any) -> Manifest:
         )
     try:
         return parse(event=data, model=Manifest)
-    except ValidationError as exc:
+    except ValidationError as exc:  # Powertools' parse raises pydantic's error as it is
         raise UploadRejected([_problem(err) for err in exc.errors()]) from None
-    except Exception as exc:  # Powertools wraps some pydantic failures
-        cause = exc.__cause__
-        if isinstance(cause, ValidationError):
-            raise UploadRejected([_problem(err) for err in cause.errors()]) from None
-        raise
 
 
 def _json_type(value: Any) -> str:

@@ -2,10 +2,15 @@
 
 Execution names are deterministic per upload (bucket, key, version id or ETag), so a duplicated
 event maps to the same name and Step Functions refuses the second start.
-Limits (AWS API references): Step Functions execution name 1-80 chars without whitespace or
-``<>{}[]?*"#%\\^|~`$&,;:/``; SageMaker training / processing job names
-``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`` (63 chars); experiment / trial names
-``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}$`` (120 chars).
+Limits (``nyanops.core.limits`` has the references): Step Functions execution names 1-80 characters
+without whitespace or ``<>{}[]?*"#%\\^|~`$&,;:/``; SageMaker job names ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``
+(63 characters); experiment / trial names ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}`` (120 characters).
+Every pattern is matched against the WHOLE name (``fullmatch``: ``$`` would also accept a trailing
+newline, ``"cats\\n"``).
+
+Experiment and trial names are case-insensitive in SageMaker ("unique in your AWS account and not
+case-sensitive"): ``cats`` and ``Cats`` are one experiment. ``experiment_key`` is the one comparison
+key: the DynamoDB lock, the local store and every comparison use it.
 """
 
 from __future__ import annotations
@@ -13,16 +18,23 @@ from __future__ import annotations
 import hashlib
 import re
 
-SAGEMAKER_JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-EXPERIMENT_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}$")
-EXECUTION_NAME_MAX = 80
-MAX_EXPERIMENT_NAME = 120
+from nyanops.core import limits
+
+SAGEMAKER_JOB_NAME_RE = re.compile(limits.JOB_NAME_PATTERN)
+EXPERIMENT_NAME_RE = re.compile(limits.EXPERIMENT_ENTITY_NAME_PATTERN)
+EXECUTION_NAME_MAX = limits.EXECUTION_NAME_MAX
+MAX_EXPERIMENT_NAME = limits.EXPERIMENT_ENTITY_NAME_MAX
 
 TRAINING_JOB_SUFFIX = "-train"
 PROCESSING_JOB_SUFFIX = "-eval"
+# The champion's re-scoring on this run's test set; the attempt number follows (1-9): "-champ1".
+CHAMPION_JOB_SUFFIX = "-champ"
+MAX_CHAMPION_ATTEMPTS = 3
 _HASH_LEN = 16
 # Leave room for the longest job suffix so every job name stays within SageMaker's 63 characters.
-EXECUTION_NAME_LEN = 63 - max(len(TRAINING_JOB_SUFFIX), len(PROCESSING_JOB_SUFFIX))
+EXECUTION_NAME_LEN = limits.JOB_NAME_MAX - max(
+    len(TRAINING_JOB_SUFFIX), len(PROCESSING_JOB_SUFFIX), len(CHAMPION_JOB_SUFFIX) + 1
+)
 
 
 def slug(text: str, max_len: int) -> str:
@@ -47,7 +59,7 @@ def execution_name(kind: str, label: str, bucket: str, key: str, version: str | 
     room = EXECUTION_NAME_LEN - len(head) - len(digest) - 2
     label_slug = slug(label, room)
     name = f"{head}-{label_slug}-{digest}" if label_slug else f"{head}-{digest}"
-    assert len(name) <= EXECUTION_NAME_LEN and SAGEMAKER_JOB_NAME_RE.match(name), name
+    assert len(name) <= EXECUTION_NAME_LEN and SAGEMAKER_JOB_NAME_RE.fullmatch(name), name
     return name
 
 
@@ -59,12 +71,32 @@ def processing_job_name(execution: str) -> str:
     return _job_name(execution, PROCESSING_JOB_SUFFIX)
 
 
+def champion_job_name(execution: str, attempt: int) -> str:
+    """The processing job that re-scores the experiment's best model on this run's test set."""
+    if not 1 <= attempt <= MAX_CHAMPION_ATTEMPTS:
+        raise ValueError(f"champion re-scoring attempt {attempt} is outside 1..{MAX_CHAMPION_ATTEMPTS}")
+    return _job_name(execution, f"{CHAMPION_JOB_SUFFIX}{attempt}")
+
+
 def _job_name(execution: str, suffix: str) -> str:
-    name = f"{execution[: 63 - len(suffix)].rstrip('-')}{suffix}"
-    if not SAGEMAKER_JOB_NAME_RE.match(name):
+    name = f"{execution[: limits.JOB_NAME_MAX - len(suffix)].rstrip('-')}{suffix}"
+    if not SAGEMAKER_JOB_NAME_RE.fullmatch(name):
         raise ValueError(f"cannot derive a SageMaker job name from execution name {execution!r}")
     return name
 
 
 def is_valid_experiment_name(name: str) -> bool:
-    return bool(EXPERIMENT_NAME_RE.match(name))
+    return bool(EXPERIMENT_NAME_RE.fullmatch(name))
+
+
+def experiment_key(name: str) -> str:
+    """The identity of an experiment (or trial) name as SageMaker sees it: case-insensitive, whole.
+
+    ``cats``, ``Cats`` and ``CATS`` are one experiment: one lock, one set of trials, one best model.
+    The names are ASCII by rule, so lower-casing is exact (no Unicode case folding is involved).
+    """
+    return name.lower()
+
+
+def same_experiment(a: str, b: str) -> bool:
+    return experiment_key(a) == experiment_key(b)

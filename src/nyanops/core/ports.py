@@ -71,3 +71,24 @@ class ExecutionStarter(Protocol):
 
 class Notifier(Protocol):
     def publish(self, subject: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProcessingJob:
+    """What RecordResults needs of a processing job (DescribeProcessingJob on AWS)."""
+
+    name: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    output_uris: tuple[str, ...] = ()
+    exit_message: str = ""
+    failure_reason: str = ""
+
+
+class ProcessingJobs(Protocol):
+    """Looks up the processing jobs the pipeline started (SageMaker, or the local job records)."""
+
+    def describe(self, name: str) -> ProcessingJob | None:
+        """The job, or None when there is no job of that name."""
+        ...

@@ -7,7 +7,9 @@ the arbiter, written with conditional writes (``ObjectStore.put_new`` / ``put_if
 ``If-None-Match`` / ``If-Match``): exactly one writer creates (or replaces) the record of an upload version
 and notifies. A writer that died between writing and notifying leaves ``notified: false`` with a short
 lease; after the lease a redelivery notifies (and a writer whose notification raised clears its lease
-first, so the retry of that very event notifies at once).
+first, so the retry of that very event notifies at once). A replayed event of an OLDER upload of the same
+key (its S3 sequencer is lower than the recorded one's) leaves the newer refusal in place and notifies
+nobody.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from nyanops.core import layout
 from nyanops.core.ports import Notifier, ObjectNotFound, ObjectStore
-from nyanops.core.rejection import UploadRejected, rejection_record
+from nyanops.core.rejection import UploadRejected, rejection_record, sequencer_is_older
 
 NOTIFY_LEASE = timedelta(seconds=30)
 ATTEMPTS = 5
@@ -33,6 +35,7 @@ class Refusal:
     rejected: UploadRejected
     subject: str
     message: str
+    sequencer: str | None = None  # the S3 event's sequencer: orders events of one key
 
 
 def refuse(store: ObjectStore, notifier: Notifier, refusal: Refusal, clock: Callable[[], datetime]) -> bool:
@@ -49,9 +52,12 @@ def refuse(store: ObjectStore, notifier: Notifier, refusal: Refusal, clock: Call
             and (previous.get("notified") is True or _lease_running(previous, now))
         ):
             return False  # done, or another writer of this very upload is notifying right now
+        if previous is not None and sequencer_is_older(refusal.sequencer, previous.get("sequencer")):
+            return False  # a replayed event of an older upload: the newer refusal stays, nobody is notified
         record = {
             **rejection_record(refusal.key, refusal.rejected, now),
             "version": refusal.version,
+            "sequencer": refusal.sequencer,
             "notified": False,
             "notifying_until": (now + NOTIFY_LEASE).isoformat(timespec="seconds"),
         }

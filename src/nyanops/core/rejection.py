@@ -1,5 +1,7 @@
 """Why an upload was refused: one error type carrying every problem found, each naming its field
-and the fix, so a data scientist can correct the file without reading code."""
+and the fix, so a data scientist can correct the file without reading code; the body of a refusal record and how S3
+sequencers order events (the writer of records is ``core/refusals``).
+"""
 
 from __future__ import annotations
 
@@ -47,3 +49,18 @@ def rejection_record(key: str, rejected: UploadRejected, now: datetime | None = 
         "note": "The upload itself was left untouched. Fix it and upload it again under a new name "
         "(or the same name: a new version is a new upload).",
     }
+
+
+def sequencer_is_older(candidate: str | None, recorded: str | None) -> bool:
+    """Whether the event with ``candidate`` happened before the one with ``recorded`` (same key).
+
+    S3 sequencers are hexadecimal strings: left-pad the shorter with zeros, then compare. Unknown (None or
+    not hexadecimal) is never "older": a refusal is then written as before."""
+    if not candidate or not recorded:
+        return False
+    try:
+        int(candidate, 16), int(recorded, 16)
+    except ValueError:
+        return False
+    width = max(len(candidate), len(recorded))
+    return candidate.lower().rjust(width, "0") < recorded.lower().rjust(width, "0")

@@ -15,9 +15,9 @@ from nyanops.core import best_model
 T = TypeVar("T", bound=BaseModel)
 
 # An instance type as SageMaker names it (ml.<family>.<size>); the template's AllowedValues list the real ones.
-INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9-]+$")
+INSTANCE_TYPE_RE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9-]+")
 # The template's KmsKeyArn AllowedPattern (a key ARN, not an alias); empty means "no key".
-KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
+KMS_KEY_ARN_RE = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+")
 
 
 class SettingsError(RuntimeError):
@@ -33,6 +33,10 @@ class PipelineSettings(BaseModel):
     region: str = Field(min_length=1, alias="AWS_REGION")
     default_experiment: str = Field(default="cats", alias="DEFAULT_EXPERIMENT")
     primary_metric: str = Field(default=best_model.DEFAULT_PRIMARY_METRIC, alias="PRIMARY_METRIC")
+    # How much better than the best trial (on the same test set) a trial must be to take the best flag.
+    best_model_tolerance: float = Field(
+        default=best_model.DEFAULT_TOLERANCE, ge=0, le=best_model.MAX_TOLERANCE, alias="BEST_MODEL_TOLERANCE"
+    )
     use_spot: bool = Field(default=False, alias="USE_SPOT")
     max_runtime_seconds: int = Field(default=3600, ge=60, le=432000, alias="MAX_RUNTIME_SECONDS")
     evaluation_max_runtime_seconds: int = Field(default=1800, ge=60, le=432000, alias="EVALUATION_MAX_RUNTIME_SECONDS")
@@ -49,14 +53,14 @@ class PipelineSettings(BaseModel):
     @field_validator("training_instance_type", "processing_instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        if not INSTANCE_TYPE_RE.match(value):
+        if not INSTANCE_TYPE_RE.fullmatch(value):
             raise ValueError(f"not a SageMaker instance type (ml.<family>.<size>): {value!r}")
         return value
 
     @field_validator("kms_key_arn")
     @classmethod
     def _kms_key_arn(cls, value: str) -> str:
-        if value and not KMS_KEY_ARN_RE.match(value):
+        if value and not KMS_KEY_ARN_RE.fullmatch(value):
             raise ValueError("empty, or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; not an alias)")
         return value
 

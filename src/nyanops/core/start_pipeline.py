@@ -7,10 +7,16 @@ seal, written by ``nyanops dataset add`` or by the pipeline's sealer): the same 
 unless the seal says ``"start_run": false``. Either way the dataset must hold exactly the files its seal
 covers (names, sizes, ETags). A refused upload gets ``rejected/<key>.error.json`` and a notification; the
 upload itself is never modified or deleted.
+
+What would break later is refused now: a manifest larger than ``limits.MANIFEST_MAX_BYTES`` (judged from
+the event's size or a HEAD, before a byte is read, so a 600 MB upload cannot exhaust the function's
+memory), a dataset of more than ``limits.MAX_CLASSES`` classes, and a run whose input would not fit Step
+Functions' payload limit with room for its results.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,10 +24,10 @@ from enum import Enum
 from typing import Any
 
 from nyanops.core import dataset as datasets
-from nyanops.core import layout
+from nyanops.core import layout, limits
 from nyanops.core.dataset_names import check_dataset_id
 from nyanops.core.execution_input import RunRequest, build_execution_input, run_execution_name
-from nyanops.core.manifest import Manifest, parse_manifest, validate_manifest
+from nyanops.core.manifest import Manifest, check_manifest_size, parse_manifest, validate_manifest
 from nyanops.core.ports import ExecutionStarter, Notifier, ObjectNotFound, ObjectStore
 from nyanops.core.refusals import Refusal, refuse
 from nyanops.core.rejection import Problem, UploadRejected
@@ -72,6 +78,8 @@ def handle_upload(upload: Upload, deps: StartPipelineDeps) -> UploadResult:
         return UploadResult(Outcome.IGNORED, upload.key, reason="neither a manifest nor a dataset marker")
     try:
         request = _run_request(upload, classified, deps)
+        execution_input = build_execution_input(request, deps.settings)
+        check_execution_input(execution_input, request)
     except _Vanished as gone:
         return UploadResult(Outcome.IGNORED, upload.key, reason=str(gone))
     except _NoRun as no_run:
@@ -80,7 +88,7 @@ def handle_upload(upload: Upload, deps: StartPipelineDeps) -> UploadResult:
         _reject(upload, rejected, deps)
         return UploadResult(Outcome.REJECTED, upload.key, problems=rejected.problems, reason=rejected.message)
     name = run_execution_name(request)
-    started = deps.starter.start(name, build_execution_input(request, deps.settings))
+    started = deps.starter.start(name, execution_input)
     outcome = Outcome.STARTED if started.started else Outcome.DUPLICATE
     return UploadResult(outcome, upload.key, execution_name=name)
 
@@ -96,6 +104,7 @@ class _NoRun(Exception):
 def _run_request(upload: Upload, classified: layout.ClassifiedKey, deps: StartPipelineDeps) -> RunRequest:
     store = deps.store
     if classified.kind is layout.KeyKind.MANIFEST:
+        check_manifest_size(upload_size(store, upload))
         try:
             raw = store.get(upload.key, upload.version_id)
         except ObjectNotFound:
@@ -108,6 +117,7 @@ def _run_request(upload: Upload, classified: layout.ClassifiedKey, deps: StartPi
         manifest = default_manifest(classified.dataset_id, deps.settings)
         kind = "dataset"
     summary = check_dataset(store, manifest.dataset_id, marker_version=upload.version_id if kind == "dataset" else None)
+    check_class_count(summary)
     if kind == "dataset" and not summary.start_run:
         raise _NoRun(
             f"datasets/{summary.dataset_id} is sealed with start_run false (dataset add --no-run): "
@@ -183,8 +193,45 @@ def _reject(upload: Upload, rejected: UploadRejected, deps: StartPipelineDeps) -
     refusal = Refusal(
         key=upload.key,
         version=upload.version,
+        sequencer=upload.sequencer,
         rejected=rejected,
         subject=f"nyanops: upload refused: {upload.key}",
         message=f"{upload.key} was refused.\n\n{rejected.message}",
     )
     refuse(deps.store, deps.notifier, refusal, deps.clock)
+
+
+def upload_size(store: ObjectStore, upload: Upload) -> int | None:
+    """The uploaded version's size: from the event, else from a HEAD of that version (never by reading it)."""
+    if upload.size is not None:
+        return int(upload.size)
+    info = store.head(upload.key)
+    if info is None or (upload.version_id is not None and info.version_id not in (None, upload.version_id)):
+        return None
+    return info.size
+
+
+def check_class_count(summary: datasets.DatasetSummary) -> None:
+    if len(summary.classes) > limits.MAX_CLASSES:
+        raise UploadRejected.one(
+            "dataset",
+            f"datasets/{summary.dataset_id} has {len(summary.classes)} classes, more than the {limits.MAX_CLASSES} "
+            "the pipeline supports",
+            f"split the classes over several datasets (and experiments) of at most {limits.MAX_CLASSES} classes",
+        )
+
+
+def check_execution_input(execution_input: dict[str, Any], request: RunRequest) -> None:
+    """The run's state must fit Step Functions' 256 KiB payload limit in every state, with room for what the
+    run adds (results, an error and its cause); past it the execution would end in States.DataLimitExceeded,
+    which no Catch can handle, leaving the trial unrecorded."""
+    size = limits.utf8_len(json.dumps(execution_input))
+    if size > limits.EXECUTION_INPUT_MAX_BYTES:
+        longest = max((len(c) for c in request.dataset.classes), default=0)
+        raise UploadRejected.one(
+            "dataset",
+            f"the run's input would be {size} bytes, more than the {limits.EXECUTION_INPUT_MAX_BYTES} bytes a Step "
+            f"Functions execution can carry with its results ({len(request.dataset.classes)} classes, names of up "
+            f"to {longest} characters)",
+            "use shorter class folder names or fewer classes per dataset",
+        )

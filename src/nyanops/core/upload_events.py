@@ -20,6 +20,9 @@ class Upload:
     version_id: str | None
     etag: str | None
     size: int | None = None
+    # S3's per-key event order: a hexadecimal string; of two events on one key, the greater (left-padded with
+    # zeros to the same length) happened later (Amazon S3 user guide, "Event message structure").
+    sequencer: str | None = None
 
     @property
     def version(self) -> str | None:
@@ -43,6 +46,7 @@ def uploads_from_event(event: Any) -> list[Upload]:
                 version_id=obj.get("version-id"),
                 etag=obj.get("etag"),
                 size=obj.get("size"),
+                sequencer=obj.get("sequencer"),
             )
         ]
     records = event.get("Records")
@@ -60,6 +64,7 @@ def uploads_from_event(event: Any) -> list[Upload]:
                     version_id=obj.get("versionId"),
                     etag=obj.get("eTag"),
                     size=obj.get("size"),
+                    sequencer=obj.get("sequencer"),
                 )
             )
         return out

@@ -30,8 +30,6 @@ CREATE TABLE IF NOT EXISTS trials (
     source_key TEXT DEFAULT '',
     hyperparameters TEXT DEFAULT '{}',
     metrics TEXT DEFAULT '{}',
-    per_class_f1 TEXT DEFAULT '{}',
-    confusion_matrix TEXT DEFAULT '{}',
     model_location TEXT DEFAULT '',
     evaluation_location TEXT DEFAULT '',
     best_epoch INTEGER,
@@ -39,9 +37,6 @@ CREATE TABLE IF NOT EXISTS trials (
     error TEXT DEFAULT '',
     PRIMARY KEY (experiment, trial)
 );
--- The exactly-one-best rule, enforced by the database itself as well as by the decision code.
-CREATE UNIQUE INDEX IF NOT EXISTS one_best_per_experiment ON trials(experiment) WHERE is_best = 1;
-
 CREATE TABLE IF NOT EXISTS executions (
     name TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -153,8 +148,32 @@ def busy_timeout() -> float:
         return DEFAULT_TIMEOUT
 
 
+# Columns added since the first release: added to an existing database on open.
+TRIAL_COLUMNS_ADDED = {
+    # Experiment names are case-insensitive in SageMaker: "cats" and "Cats" are one experiment locally too.
+    "experiment_key": "TEXT",
+    "test_hash": "TEXT DEFAULT ''",
+    "classes_key": "TEXT DEFAULT ''",
+    "decision": "TEXT DEFAULT ''",
+    "compared_with": "TEXT DEFAULT ''",
+    "champion_value": "REAL",
+    "num_test_images": "INTEGER",
+}
+EXECUTION_COLUMNS_ADDED = {
+    # When the process that claimed the run started (Linux: /proc/<pid>/stat), so a reused PID is not taken
+    # for the run's process (local.executions.orphaned).
+    "pid_started": "TEXT",
+}
+INDEXES = """
+-- One trial per name within an experiment, and the exactly-one-best rule, both per experiment KEY (the
+-- case-insensitive name), enforced by the database itself as well as by the decision code.
+CREATE UNIQUE INDEX IF NOT EXISTS trial_per_experiment_key ON trials(experiment_key, trial);
+CREATE UNIQUE INDEX IF NOT EXISTS one_best_per_experiment_key ON trials(experiment_key) WHERE is_best = 1;
+"""
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (and create if needed) the database at ``path``."""
+    """Open (and create if needed) the database at ``path``, bringing an older one up to date."""
     path.parent.mkdir(parents=True, exist_ok=True)
     timeout = busy_timeout()
     conn = ThreadedConnection(path, **{**_OPTIONS, "timeout": timeout})
@@ -162,4 +181,33 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     conn.executescript(SCHEMA)
+    _migrate(conn)
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the newer trial columns, fill the experiment keys, and keep one best per key (an older database
+    may hold "cats" and "Cats" as two experiments, each with a best: the first flagged one keeps it)."""
+    have = {r["name"] for r in conn.execute("PRAGMA table_info(trials)")}
+    missing = {name: kind for name, kind in TRIAL_COLUMNS_ADDED.items() if name not in have}
+    have_executions = {r["name"] for r in conn.execute("PRAGMA table_info(executions)")}
+    missing_executions = {n: k for n, k in EXECUTION_COLUMNS_ADDED.items() if n not in have_executions}
+    if missing or missing_executions or conn.execute(
+        "SELECT 1 FROM trials WHERE experiment_key IS NULL LIMIT 1"
+    ).fetchone():
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, kind in missing.items():
+                conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+            for name, kind in missing_executions.items():
+                conn.execute(f"ALTER TABLE executions ADD COLUMN {name} {kind}")
+            conn.execute("UPDATE trials SET experiment_key = lower(experiment) WHERE experiment_key IS NULL")
+            conn.execute(
+                "UPDATE trials SET is_best = 0 WHERE is_best = 1 AND rowid NOT IN "
+                "(SELECT min(rowid) FROM trials WHERE is_best = 1 GROUP BY experiment_key)"
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    conn.executescript(INDEXES)

@@ -1,6 +1,9 @@
 """Local executions: starting them under their deterministic names (a duplicate name is reported,
 as Step Functions' ``ExecutionAlreadyExists``), persisting their state-by-state history, and
-finding runs whose process died (marked ``INTERRUPTED`` so they never look alive forever)."""
+finding runs whose process died (marked ``INTERRUPTED`` so they never look alive forever).
+
+A process is identified by its PID and its start time: after the run's process died, the operating
+system may give its PID to another process, which must not keep the run looking alive."""
 
 from __future__ import annotations
 
@@ -90,9 +93,11 @@ class ExecutionStore:
     # -- lifecycle ----------------------------------------------------------------------------------
     def claim(self, name: str) -> bool:
         """Mark a pending execution as running in this process; False if someone else has it."""
+        pid = os.getpid()
         cur = self._db.execute(
-            "UPDATE executions SET status = ?, started_at = ?, pid = ?, host = ? WHERE name = ? AND status = ?",
-            (RUNNING, now_iso(), os.getpid(), socket.gethostname(), name, PENDING),
+            "UPDATE executions SET status = ?, started_at = ?, pid = ?, pid_started = ?, host = ? "
+            "WHERE name = ? AND status = ?",
+            (RUNNING, now_iso(), pid, process_start(pid), socket.gethostname(), name, PENDING),
         )
         return cur.rowcount == 1
 
@@ -161,10 +166,26 @@ class ExecutionStore:
         rows = self._db.execute(
             "SELECT * FROM executions WHERE status = ? AND host = ?", (RUNNING, socket.gethostname())
         ).fetchall()
-        return [ExecutionRow.from_row(r) for r in rows if not _alive(r["pid"])]
+        return [ExecutionRow.from_row(r) for r in rows if not _alive(r["pid"], r["pid_started"])]
 
 
-def _alive(pid: int | None) -> bool:
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc/<pid>/stat), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return start_time_from_stat(fh.read())
+    except OSError:
+        return None
+
+
+def start_time_from_stat(stat: str) -> str | None:
+    """Field 22 (starttime) of a /proc/<pid>/stat line; the command name in parentheses may hold spaces and ")"."""
+    fields = stat.rsplit(")", 1)[-1].split()  # after "pid (comm)": state is field 3, starttime field 22
+    return fields[19] if len(fields) > 19 else None
+
+
+def _alive(pid: int | None, started: str | None = None) -> bool:
+    """The run's process still runs: the PID exists and, when its start time was recorded, is the same process."""
     if not pid:
         return False
     try:
@@ -172,5 +193,7 @@ def _alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    if started is None:
         return True
-    return True
+    return process_start(pid) in (None, started)

@@ -1,6 +1,13 @@
 """The experiment store on one machine: SQLite with the fields RecordResults writes to SageMaker
-Experiments, and the same exactly-one-best rule. The decision runs inside ``BEGIN IMMEDIATE``,
-which serialises writers across processes, so two evaluations finishing at once cannot both win."""
+Experiments, the same limits (a record that would not fit a trial component is refused here too) and
+the same exactly-one-best rule.
+
+Experiments are keyed case-insensitively (``naming.experiment_key``), as SageMaker's names are:
+``cats`` and ``Cats`` are one experiment, shown under the name it was first created with. The
+best-model decision runs in a ``BEGIN IMMEDIATE`` transaction (``decision``), which serialises writers
+across processes, so two evaluations finishing at once are decided one after the other; a unique index
+keeps one best per experiment even if the decision code were wrong.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,22 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from nyanops.core import best_model
-from nyanops.core.experiments import BestOutcome, TrialRecord, TrialResult, TrialStart
+from nyanops.core import limits
+from nyanops.core.experiments import (
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    DecisionNote,
+    TrialRecord,
+    TrialResult,
+    TrialStart,
+    record_parameters,
+)
+from nyanops.core.naming import experiment_key
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -29,6 +47,8 @@ class SQLiteExperimentStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock at BEGIN: a second writer waits (busy_timeout) instead of reading a
+        # state that the first one is about to change (a deferred transaction would read, then fail to write).
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -38,91 +58,116 @@ class SQLiteExperimentStore:
         self._db.execute("COMMIT")
 
     def start_trial(self, start: TrialStart) -> None:
+        key = experiment_key(start.experiment)
         with self._transaction() as db:
+            known = db.execute("SELECT experiment FROM trials WHERE experiment_key = ? LIMIT 1", (key,)).fetchone()
+            experiment = known["experiment"] if known else start.experiment
+            record = TrialRecord(
+                experiment, start.trial, IN_PROGRESS, start.started_at, None, start.dataset_id, start.dataset_hash,
+                start.code_hash, start.comment, start.source_key, dict(start.hyperparameters),
+                test_hash=start.test_hash, classes_key=start.classes_key,
+            )
+            limits.check_trial_parameters(record_parameters(record, start.execution_name))
             db.execute(
-                """INSERT OR IGNORE INTO trials (experiment, trial, status, started_at, execution_name, dataset_id,
-                   dataset_hash, code_hash, comment, source_key, hyperparameters)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                """INSERT OR IGNORE INTO trials (experiment, experiment_key, trial, status, started_at, execution_name,
+                   dataset_id, dataset_hash, test_hash, classes_key, code_hash, comment, source_key, hyperparameters)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    start.experiment,
-                    start.trial,
-                    best_model.IN_PROGRESS,
-                    _ts(start.started_at),
-                    start.execution_name,
-                    start.dataset_id,
-                    start.dataset_hash,
-                    start.code_hash,
-                    start.comment,
-                    start.source_key,
-                    json.dumps(start.hyperparameters),
+                    experiment, key, start.trial, IN_PROGRESS, _ts(start.started_at), start.execution_name,
+                    start.dataset_id, start.dataset_hash, start.test_hash, start.classes_key, start.code_hash,
+                    start.comment, start.source_key, json.dumps(start.hyperparameters),
                 ),
             )
 
-    def complete_trial(self, experiment: str, trial: str, result: TrialResult, primary_metric: str) -> BestOutcome:
+    @contextmanager
+    def decision(self, experiment: str) -> Iterator[SQLiteSession]:
         with self._transaction() as db:
-            db.execute(
-                """UPDATE trials SET status = ?, finished_at = ?, metrics = ?, per_class_f1 = ?, confusion_matrix = ?,
-                   hyperparameters = ?, model_location = ?, evaluation_location = ?, best_epoch = ?, error = ''
-                   WHERE experiment = ? AND trial = ?""",
-                (
-                    best_model.COMPLETED,
-                    _ts(result.finished_at),
-                    json.dumps(result.metrics),
-                    json.dumps(result.per_class_f1),
-                    json.dumps(result.confusion_matrix),
-                    json.dumps(result.hyperparameters),
-                    result.model_location,
-                    result.evaluation_location,
-                    result.best_epoch,
-                    experiment,
-                    trial,
-                ),
-            )
-            return self._redecide_best(db, experiment, trial, primary_metric)
+            yield SQLiteSession(db, experiment_key(experiment))
 
     def fail_trial(self, experiment: str, trial: str, error: str, finished_at: datetime) -> None:
+        text = limits.clip(error, 2000)
         with self._transaction() as db:
+            # A trial whose results are recorded stays valid even if a later step is interrupted.
             db.execute(
-                # A trial whose results are recorded stays valid even if a later step is interrupted.
                 "UPDATE trials SET status = ?, finished_at = ?, error = ?, is_best = 0 "
-                "WHERE experiment = ? AND trial = ? AND status != ?",
-                (best_model.FAILED, _ts(finished_at), error, experiment, trial, best_model.COMPLETED),
+                "WHERE experiment_key = ? AND trial = ? AND status != ?",
+                (FAILED, _ts(finished_at), text, experiment_key(experiment), trial, COMPLETED),
             )
-
-    def _redecide_best(self, db: sqlite3.Connection, experiment: str, trial: str, metric: str) -> BestOutcome:
-        rows = db.execute(
-            "SELECT trial, status, metrics, finished_at, is_best FROM trials WHERE experiment = ?", (experiment,)
-        ).fetchall()
-        previous = next((r["trial"] for r in rows if r["is_best"]), None)
-        best = best_model.choose_best(
-            [
-                best_model.Candidate(
-                    r["trial"],
-                    r["status"],
-                    best_model.metric_value(json.loads(r["metrics"] or "{}"), metric),
-                    _dt(r["finished_at"]),
-                )
-                for r in rows
-            ],
-            metric,
-        )
-        db.execute("UPDATE trials SET is_best = 0 WHERE experiment = ? AND is_best = 1", (experiment,))
-        if best is not None:
-            db.execute("UPDATE trials SET is_best = 1 WHERE experiment = ? AND trial = ?", (experiment, best))
-        return BestOutcome(is_best=best == trial, best_trial=best, previous_best=previous)
 
     def list_trials(self, experiment: str | None = None) -> list[TrialRecord]:
         if experiment:
             rows = self._db.execute(
-                "SELECT * FROM trials WHERE experiment = ? ORDER BY started_at", (experiment,)
+                "SELECT * FROM trials WHERE experiment_key = ? ORDER BY started_at", (experiment_key(experiment),)
             ).fetchall()
         else:
-            rows = self._db.execute("SELECT * FROM trials ORDER BY experiment, started_at").fetchall()
+            rows = self._db.execute("SELECT * FROM trials ORDER BY experiment_key, started_at").fetchall()
         return [_record(r) for r in rows]
 
     def delete_experiment(self, experiment: str) -> int:
         with self._transaction() as db:
-            return db.execute("DELETE FROM trials WHERE experiment = ?", (experiment,)).rowcount
+            return db.execute("DELETE FROM trials WHERE experiment_key = ?", (experiment_key(experiment),)).rowcount
+
+
+class SQLiteSession:
+    """One experiment inside a ``BEGIN IMMEDIATE`` transaction: every read and write of the decision."""
+
+    def __init__(self, db: sqlite3.Connection, key: str) -> None:
+        self._db = db
+        self._key = key
+
+    def trials(self) -> list[TrialRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM trials WHERE experiment_key = ? ORDER BY started_at", (self._key,)
+        ).fetchall()
+        return [_record(r) for r in rows]
+
+    def _one(self, trial: str) -> tuple[TrialRecord, str]:
+        row = self._db.execute(
+            "SELECT * FROM trials WHERE experiment_key = ? AND trial = ?", (self._key, trial)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"no trial {trial} in experiment {self._key}")
+        return _record(row), row["execution_name"] or trial
+
+    def complete(self, trial: str, result: TrialResult) -> None:
+        record, execution = self._one(trial)
+        after = replace(
+            record, status=COMPLETED, finished_at=result.finished_at, metrics=dict(result.metrics),
+            hyperparameters=dict(result.hyperparameters), model_location=result.model_location,
+            evaluation_location=result.evaluation_location, best_epoch=result.best_epoch,
+            num_test_images=result.num_test_images, error="",
+        )
+        limits.check_trial_parameters(record_parameters(after, execution))
+        self._db.execute(
+            """UPDATE trials SET status = ?, finished_at = ?, metrics = ?, hyperparameters = ?, model_location = ?,
+               evaluation_location = ?, best_epoch = ?, num_test_images = ?, error = ''
+               WHERE experiment_key = ? AND trial = ?""",
+            (
+                COMPLETED, _ts(result.finished_at), json.dumps(result.metrics), json.dumps(result.hyperparameters),
+                result.model_location, result.evaluation_location, result.best_epoch, result.num_test_images,
+                self._key, trial,
+            ),
+        )
+
+    def set_best(self, trial: str) -> None:
+        self._db.execute("UPDATE trials SET is_best = 0 WHERE experiment_key = ? AND is_best = 1", (self._key,))
+        changed = self._db.execute(
+            "UPDATE trials SET is_best = 1 WHERE experiment_key = ? AND trial = ?", (self._key, trial)
+        ).rowcount
+        if changed != 1:
+            raise LookupError(f"no trial {trial} in experiment {self._key} to flag best")
+
+    def note_decision(self, trial: str, note: DecisionNote) -> None:
+        record, execution = self._one(trial)
+        after = replace(record, decision=note.text, compared_with=note.compared_with,
+                        champion_value=note.champion_value)
+        params = record_parameters(after, execution)
+        limits.check_trial_parameters(params)
+        self._db.execute(
+            "UPDATE trials SET decision = ?, compared_with = ?, champion_value = ? "
+            "WHERE experiment_key = ? AND trial = ?",
+            (params["decision"]["StringValue"], note.compared_with, note.champion_value, self._key, trial),
+        )
 
 
 def _record(r: sqlite3.Row) -> TrialRecord:
@@ -142,10 +187,15 @@ def _record(r: sqlite3.Row) -> TrialRecord:
         source_key=r["source_key"],
         hyperparameters=j("hyperparameters"),
         metrics=j("metrics"),
-        per_class_f1=j("per_class_f1"),
-        confusion_matrix=j("confusion_matrix"),
         model_location=r["model_location"],
         evaluation_location=r["evaluation_location"],
         is_best=bool(r["is_best"]),
         error=r["error"] or "",
+        test_hash=r["test_hash"] or "",
+        classes_key=r["classes_key"] or "",
+        decision=r["decision"] or "",
+        compared_with=r["compared_with"] or "",
+        champion_value=r["champion_value"],
+        best_epoch=r["best_epoch"],
+        num_test_images=r["num_test_images"],
     )

@@ -38,6 +38,7 @@ from types import ModuleType
 from typing import Any
 
 from nyanops.core import layout
+from nyanops.core.ports import ProcessingJob
 from nyanops.local.asl import TaskContext, TaskFailed
 from nyanops.local.bucket import LocalObjectStore
 
@@ -422,10 +423,10 @@ class LocalSageMaker:
         out_dir = job / "output"  # stands in for the container's /opt/ml/output
         out_dir.mkdir()
         started = _now()
+        env = {str(k): str(v) for k, v in (params.get("Environment") or {}).items()}
         status, reason = run_job(
-            entry + args, job, self._env({"SM_OUTPUT_DIR": str(out_dir)}), limit, output, out_dir, ctx.cancelled
+            entry + args, job, self._env({**env, "SM_OUTPUT_DIR": str(out_dir)}), limit, output, out_dir, ctx.cancelled
         )
-        ended = _now()
         describe = {
             "ProcessingJobName": name,
             "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{name}",
@@ -434,15 +435,17 @@ class LocalSageMaker:
             "ProcessingOutputConfig": params.get("ProcessingOutputConfig", {}),
             "ProcessingResources": params["ProcessingResources"],
             "AppSpecification": app,
+            "Environment": params.get("Environment", {}),
             "RoleArn": params["RoleArn"],
             "ProcessingStartTime": started.isoformat(),
-            "ProcessingEndTime": ended.isoformat(),
         }
         exit_message = _exit_message(out_dir)
         if exit_message is not None:
             describe["ExitMessage"] = exit_message
         if status != "Completed":
+            describe["ProcessingEndTime"] = _now().isoformat()
             describe["FailureReason"] = PROCESSING_FAILURE_REASON if status == "Failed" else reason
+            record_processing_job(self.jobs_dir, describe)
             raise TaskFailed("States.TaskFailed", json.dumps(describe))
         for item in outputs:
             local = mapping[item["S3Output"]["LocalPath"].rstrip("/")]
@@ -451,6 +454,9 @@ class LocalSageMaker:
                 self.store.put(
                     f"{prefix}/{f.relative_to(local).as_posix()}", f.read_bytes(), "application/octet-stream"
                 )
+        # As on SageMaker, the job ends after its outputs are uploaded (EndOfJob).
+        describe["ProcessingEndTime"] = _now().isoformat()
+        record_processing_job(self.jobs_dir, describe)
         return describe
 
     def _download(self, key: str, local: Path) -> None:
@@ -472,6 +478,45 @@ class LocalSageMaker:
             if arg == container_path or arg.startswith(container_path + "/"):
                 return str(local) + arg[len(container_path) :]
         return arg
+
+
+DESCRIBE_FILE = "describe.json"
+
+
+def record_processing_job(jobs_dir: Path, describe: dict[str, Any]) -> None:
+    """Keep a processing job's Describe response (what DescribeProcessingJob answers on AWS)."""
+    target = jobs_dir / describe["ProcessingJobName"] / DESCRIBE_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(describe, default=str), encoding="utf-8")
+    tmp.replace(target)
+
+
+class LocalProcessingJobs:
+    """The ``ProcessingJobs`` port over the local job records (``<root>/jobs/<job>/describe.json``)."""
+
+    def __init__(self, jobs_dir: Path) -> None:
+        self.jobs_dir = jobs_dir
+
+    def describe(self, name: str) -> ProcessingJob | None:
+        path = self.jobs_dir / name / DESCRIBE_FILE
+        if "/" in name or name in ("", ".", "..") or not path.is_file():
+            return None
+        d = json.loads(path.read_text(encoding="utf-8"))
+        outputs = (d.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        return ProcessingJob(
+            name=d["ProcessingJobName"],
+            status=d.get("ProcessingJobStatus", ""),
+            started_at=_parse_time(d.get("ProcessingStartTime")),
+            ended_at=_parse_time(d.get("ProcessingEndTime")),
+            output_uris=tuple(str((o.get("S3Output") or {}).get("S3Uri", "")) for o in outputs),
+            exit_message=str(d.get("ExitMessage") or ""),
+            failure_reason=str(d.get("FailureReason") or ""),
+        )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
 def _tar_gz(directory: Path) -> bytes:

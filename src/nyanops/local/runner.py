@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from nyanops.core import layout
-from nyanops.core.best_model import IN_PROGRESS
+from nyanops.core.best_model import DEFAULT_TOLERANCE, IN_PROGRESS
 from nyanops.core.record_results import RecordResultsDeps, failure_text
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.start_pipeline import StartPipelineDeps, UploadResult
@@ -37,7 +37,13 @@ from nyanops.local.capacity import max_parallel_jobs
 from nyanops.local.database import connect
 from nyanops.local.dataset_watch import DatasetWatcher, local_quiet_seconds
 from nyanops.local.experiment_store import SQLiteExperimentStore
-from nyanops.local.integrations import LocalSageMaker, LocalTaskRunner, function_arn, topic_arn
+from nyanops.local.integrations import (
+    LocalProcessingJobs,
+    LocalSageMaker,
+    LocalTaskRunner,
+    function_arn,
+    topic_arn,
+)
 from nyanops.local.progress import Progress
 from nyanops.local.project import FUNCTIONS, STATE_MACHINE, project_root
 
@@ -70,6 +76,7 @@ def local_settings() -> PipelineSettings:
             "AWS_REGION": "local",
             "DEFAULT_EXPERIMENT": env.get("NYANOPS_DEFAULT_EXPERIMENT", "cats"),
             "PRIMARY_METRIC": env.get("NYANOPS_PRIMARY_METRIC", "macro_f1"),
+            "BEST_MODEL_TOLERANCE": env.get("NYANOPS_BEST_MODEL_TOLERANCE", str(DEFAULT_TOLERANCE)),
             "USE_SPOT": "false",
             "MAX_RUNTIME_SECONDS": env.get("NYANOPS_MAX_RUNTIME_SECONDS", "3600"),
             "EVALUATION_MAX_RUNTIME_SECONDS": env.get("NYANOPS_EVALUATION_MAX_RUNTIME_SECONDS", "1800"),
@@ -86,6 +93,7 @@ def substitutions() -> dict[str, str]:
     """The DefinitionSubstitutions ``template.yaml`` fills on AWS, with local values."""
     return {
         "TrainingImage": "local/python",
+        "ProcessingImage": "local/python",
         "SageMakerRoleArn": "arn:aws:iam::000000000000:role/nyanops-local-sagemaker",
         "RecordResultsFunctionArn": function_arn("RecordResults"),
         "ResultsTopicArn": topic_arn("nyanops-results"),
@@ -214,7 +222,7 @@ class LocalPipeline:
                 StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings)
             )
         elif name == "RecordResults":
-            module.set_deps(RecordResultsDeps(self.store, self.experiments))
+            module.set_deps(RecordResultsDeps(self.store, self.experiments, LocalProcessingJobs(self.root / "jobs")))
         else:  # NoteDatasetUploads and SealDatasets: what `nyanops watch` notes and seals with
             module.set_deps(self.dataset_watcher.deps)
         return module
@@ -256,7 +264,8 @@ class LocalPipeline:
                     "size": info.size,
                     "etag": info.etag,
                     "version-id": info.version_id,
-                    "sequencer": info.version_id,
+                    # S3 sequencers grow with each event on a key: the local version's modification time (hex).
+                    "sequencer": (info.version_id or "").split("-")[0],
                 },
                 "request-id": "local",
                 "requester": "local",

@@ -131,15 +131,19 @@ def retry_delay(retrier: Retrier, retries_done: int, random: Callable[[], float]
 class StateMachine:
     """A validated state machine definition, ready to run locally."""
 
-    def __init__(self, definition: Definition, name: str, role_arn: str = DEFAULT_ROLE_ARN) -> None:
+    def __init__(
+        self, definition: Definition, name: str, role_arn: str = DEFAULT_ROLE_ARN, *, region: str = REGION,
+        account: str = ACCOUNT,
+    ) -> None:
         self.definition = definition
         self.name = name
         self.role_arn = role_arn
-        self.arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+        self.region, self.account = region, account
+        self.arn = f"arn:aws:states:{region}:{account}:stateMachine:{name}"
 
     def execution_arn(self, execution_name: str) -> str:
-        """The local ARN of an execution of this state machine."""
-        return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{self.name}:{execution_name}"
+        """The ARN of an execution of this state machine (``$$.Execution.Id``)."""
+        return f"arn:aws:states:{self.region}:{self.account}:execution:{self.name}:{execution_name}"
 
     def run(
         self,
@@ -186,6 +190,8 @@ def load_state_machine(
     *,
     name: str | None = None,
     role_arn: str = DEFAULT_ROLE_ARN,
+    region: str = REGION,
+    account: str = ACCOUNT,
 ) -> StateMachine:
     """Load, substitute and validate a definition (file path, JSON text or dict).
 
@@ -198,7 +204,7 @@ def load_state_machine(
             name = "StateMachine"
         else:
             name = FsPath(source).name.split(".")[0]
-    return StateMachine(definition, name, role_arn)
+    return StateMachine(definition, name, role_arn, region=region, account=account)
 
 
 class _Aborted(BaseException):

@@ -1,0 +1,196 @@
+"""The SQLite experiment store: the same fields, limits and exactly-one-best rule as SageMaker Experiments,
+experiments keyed case-insensitively, and the decision serialised by ``BEGIN IMMEDIATE`` across connections."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nyanops.core import limits
+from nyanops.core.best_model import Verdict, record_and_decide
+from nyanops.core.experiments import DecisionNote, TrialResult, TrialStart
+from nyanops.local import experiment_store
+from nyanops.local.database import connect
+from nyanops.local.experiment_store import SQLiteExperimentStore
+
+T0 = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nyanops.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> SQLiteExperimentStore:
+    return SQLiteExperimentStore(connect(db_path))
+
+
+def start(store: SQLiteExperimentStore, trial: str, experiment: str = "cats", **fields: Any) -> None:
+    options = {"test_hash": "t" * 64, "classes_key": "k", **fields}
+    store.start_trial(TrialStart(experiment, trial, trial, "ds", "h", "c", "", {"epochs": 1}, "manifests/x.json",
+                                 T0, **options))
+
+
+def result(f1: float, minutes: int = 0) -> TrialResult:
+    metrics = {k: f1 for k in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1")}
+    return TrialResult(metrics, {"epochs": 1}, "s3://b/model.tar.gz", "s3://b/evaluation.json",
+                       T0 + timedelta(minutes=minutes), best_epoch=1, num_test_images=20)
+
+
+def finish(store: SQLiteExperimentStore, trial: str, f1: float, experiment: str = "cats") -> Verdict:
+    return record_and_decide(store, experiment, trial, "macro_f1", 0.005, result=result(f1)).verdict
+
+
+def bests(store: SQLiteExperimentStore, experiment: str | None = None) -> list[str]:
+    return [t.trial for t in store.list_trials(experiment) if t.is_best]
+
+
+def test_a_record_round_trips(store: SQLiteExperimentStore) -> None:
+    start(store, "t1")
+    finish(store, "t1", 0.9)
+    [t] = store.list_trials("cats")
+    assert (t.status, t.is_best, t.metrics["macro_f1"], t.best_epoch, t.num_test_images) == (
+        "Completed", True, 0.9, 1, 20)
+    assert t.test_hash == "t" * 64 and t.classes_key == "k" and t.decision.startswith("no trial of this")
+    assert (t.model_location, t.evaluation_location) == ("s3://b/model.tar.gz", "s3://b/evaluation.json")
+
+
+def test_starting_twice_changes_nothing(store: SQLiteExperimentStore) -> None:
+    start(store, "t1")
+    start(store, "t1", test_hash="other")
+    [t] = store.list_trials()
+    assert t.test_hash == "t" * 64
+
+
+def test_experiments_are_case_insensitive(store: SQLiteExperimentStore) -> None:
+    start(store, "a", "cats")
+    start(store, "b", "CATS")
+    start(store, "c", "Cats")
+    assert {t.experiment for t in store.list_trials()} == {"cats"}  # the name it was first created with
+    assert sorted(t.trial for t in store.list_trials("cAtS")) == ["a", "b", "c"]
+    finish(store, "a", 0.5, "CATS")
+    finish(store, "b", 0.9, "cats")
+    assert bests(store, "Cats") == ["b"]
+    store.fail_trial("CATS", "c", "boom", T0)
+    assert [t.status for t in store.list_trials("cats") if t.trial == "c"] == ["Failed"]
+    assert store.delete_experiment("CaTs") == 3 and store.list_trials() == []
+
+
+def test_setting_the_best_in_one_experiment_leaves_the_others_alone(store: SQLiteExperimentStore) -> None:
+    start(store, "cat-1", "cats")
+    start(store, "dog-1", "dogs")
+    start(store, "cat-2", "cats")
+    finish(store, "cat-1", 0.5, "cats")
+    finish(store, "dog-1", 0.2, "dogs")
+    finish(store, "cat-2", 0.9, "cats")  # moves the cats flag: the dogs flag must stay
+    assert bests(store, "cats") == ["cat-2"] and bests(store, "dogs") == ["dog-1"]
+    store.fail_trial("cats", "cat-1", "late", T0)
+    assert sorted(bests(store)) == ["cat-2", "dog-1"]
+
+
+def test_a_failed_trial_never_keeps_the_flag_and_a_completed_one_is_not_failed(store: SQLiteExperimentStore) -> None:
+    start(store, "t1")
+    store.fail_trial("cats", "t1", "boom", T0)
+    [t] = store.list_trials()
+    assert (t.status, t.is_best, t.error) == ("Failed", False, "boom")
+    start(store, "t2")
+    finish(store, "t2", 0.9)
+    store.fail_trial("cats", "t2", "a later step failed", T0)
+    assert [t.status for t in store.list_trials() if t.trial == "t2"] == ["Completed"]
+
+
+def test_the_unique_index_refuses_two_bests(store: SQLiteExperimentStore) -> None:
+    start(store, "a")
+    start(store, "b")
+    store._db.execute("UPDATE trials SET is_best = 1 WHERE trial = 'a'")
+    with pytest.raises(sqlite3.IntegrityError):
+        store._db.execute("UPDATE trials SET is_best = 1 WHERE trial = 'b'")
+
+
+def test_a_value_sagemaker_would_refuse_is_refused_locally(store: SQLiteExperimentStore) -> None:
+    with pytest.raises(limits.LimitExceeded, match="hp:note: the value has 2501 characters"):
+        store.start_trial(TrialStart("cats", "t", "t", "ds", "h", "c", "", {"note": "x" * 2501}, "k", T0))
+    many = {f"p{i}": i for i in range(limits.TRIAL_COMPONENT_PARAMETERS_MAX)}
+    with pytest.raises(limits.LimitExceeded, match="more than SageMaker's 300"):
+        store.start_trial(TrialStart("cats", "t", "t", "ds", "h", "c", "", many, "k", T0))
+    assert store.list_trials() == []  # nothing half written
+    start(store, "t1")
+    with store.decision("cats") as session:
+        session.note_decision("t1", DecisionNote("x" * 5000, "t0", 0.5))
+    [t] = store.list_trials()
+    assert len(t.decision) == 1000 and t.decision.endswith(" [...]")
+
+
+def test_a_missing_trial_cannot_be_flagged(store: SQLiteExperimentStore) -> None:
+    with pytest.raises(LookupError, match="no trial ghost"), store.decision("cats") as session:
+        session.set_best("ghost")
+
+
+def test_the_decision_is_serialised_across_connections(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight evaluations of one experiment decide at once, each on its own connection, with the read of the
+    champion slowed down: BEGIN IMMEDIATE makes them decide one after the other (a deferred BEGIN would let two
+    read the same champion; SQLite then refuses the second writer, or both flag themselves)."""
+    setup = SQLiteExperimentStore(connect(db_path))
+    scores = [0.61, 0.93, 0.72, 0.88, 0.95, 0.51, 0.85, 0.70]
+    for i in range(len(scores)):
+        start(setup, f"t{i}")
+    original = experiment_store.SQLiteSession.trials
+
+    def slow(self: Any) -> Any:
+        records = original(self)
+        time.sleep(0.05)
+        return records
+
+    monkeypatch.setattr(experiment_store.SQLiteSession, "trials", slow)
+    barrier = threading.Barrier(len(scores))
+    errors: list[BaseException] = []
+    verdicts: list[Verdict] = []
+
+    def decide(i: int) -> None:
+        mine = SQLiteExperimentStore(connect(db_path))
+        barrier.wait()
+        try:
+            decided = record_and_decide(mine, "cats", f"t{i}", "macro_f1", 0.005, result=result(scores[i]))
+            verdicts.append(decided.verdict)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(len(scores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert bests(setup) == [f"t{scores.index(max(scores))}"]
+    assert verdicts.count(Verdict.FIRST) == 1  # one decision chain
+    decisions = [t.decision for t in setup.list_trials()]
+    assert sum("no trial of this experiment held the best flag" in d for d in decisions) == 1
+
+
+def test_an_older_database_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A database of the first release: no experiment keys, and "cats" / "Cats" each with a best trial."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE trials (experiment TEXT NOT NULL, trial TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT,
+            finished_at TEXT, execution_name TEXT, dataset_id TEXT DEFAULT '', dataset_hash TEXT DEFAULT '',
+            code_hash TEXT DEFAULT '', comment TEXT DEFAULT '', source_key TEXT DEFAULT '',
+            hyperparameters TEXT DEFAULT '{}', metrics TEXT DEFAULT '{}', per_class_f1 TEXT DEFAULT '{}',
+            confusion_matrix TEXT DEFAULT '{}', model_location TEXT DEFAULT '', evaluation_location TEXT DEFAULT '',
+            best_epoch INTEGER, is_best INTEGER NOT NULL DEFAULT 0, error TEXT DEFAULT '',
+            PRIMARY KEY (experiment, trial));
+        INSERT INTO trials (experiment, trial, status, is_best) VALUES ('cats', 'a', 'Completed', 1);
+        INSERT INTO trials (experiment, trial, status, is_best) VALUES ('Cats', 'b', 'Completed', 1);
+    """)
+    old.commit()
+    old.close()
+    store = SQLiteExperimentStore(connect(path))
+    assert bests(store, "CATS") == ["a"]
+    assert sorted(t.trial for t in store.list_trials("cats")) == ["a", "b"]

@@ -1,0 +1,155 @@
+"""Every bound of the manifest schema, tested at both ends: the last value accepted and the first refused.
+
+The hyperparameter bounds are read from the schema itself (each field's ``ge`` / ``gt`` / ``le`` / ``lt``),
+so a bound added, moved or dropped there is tested without editing this file, and a bound the schema
+states but does not enforce fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import annotated_types
+import pytest
+
+from nyanops.core import layout, limits, naming
+from nyanops.core.manifest import MAX_COMMENT, MAX_MANIFEST_BYTES, Hyperparameters, Manifest, parse_manifest
+from nyanops.core.rejection import UploadRejected
+
+DATASET = "datasets/2026-11-28T064300Z"
+
+
+def manifest(**fields: Any) -> bytes:
+    body: dict[str, Any] = {"experiment": "cats", "dataset": DATASET}
+    body.update(fields)
+    return json.dumps(body).encode()
+
+
+def refused(raw: bytes) -> UploadRejected:
+    with pytest.raises(UploadRejected) as caught:
+        parse_manifest(raw)
+    return caught.value
+
+
+def _is_int(annotation: Any) -> bool:
+    return int in getattr(annotation, "__args__", (annotation,))
+
+
+def hyperparameter_bounds() -> list[tuple[str, bool, str, float]]:
+    """(flag name, integer?, kind, bound) for every numeric bound the schema declares."""
+    out = []
+    for name, field in Hyperparameters.model_fields.items():
+        flag = field.alias or name
+        for meta in field.metadata:
+            for kind in ("ge", "gt", "le", "lt"):
+                bound = getattr(meta, kind, None)
+                if isinstance(meta, annotated_types.BaseMetadata) and bound is not None:
+                    out.append((flag, _is_int(field.annotation), kind, bound))
+    return out
+
+
+BOUNDS = hyperparameter_bounds()
+
+
+def test_the_schema_declares_bounds_for_every_numeric_hyperparameter() -> None:
+    numeric = {
+        field.alias or name
+        for name, field in Hyperparameters.model_fields.items()
+        if {int, float} & set(getattr(field.annotation, "__args__", ()))
+    }
+    bounded_low = {flag for flag, _, kind, _ in BOUNDS if kind in ("ge", "gt")}
+    bounded_high = {flag for flag, _, kind, _ in BOUNDS if kind in ("le", "lt")}
+    assert numeric and numeric == bounded_low == bounded_high
+
+
+def _inside_and_outside(is_int: bool, kind: str, bound: float) -> tuple[float, float]:
+    """The last value the bound accepts and the first it refuses."""
+    if kind in ("ge", "le"):
+        inside = bound
+        if is_int:
+            outside = bound - 1 if kind == "ge" else bound + 1
+        else:
+            outside = math.nextafter(bound, -math.inf if kind == "ge" else math.inf)
+        return inside, outside
+    if is_int:
+        return (bound + 1, bound) if kind == "gt" else (bound - 1, bound)
+    return (math.nextafter(bound, math.inf if kind == "gt" else -math.inf), bound)
+
+
+@pytest.mark.parametrize(("flag", "is_int", "kind", "bound"), BOUNDS, ids=[f"{b[0]}-{b[2]}" for b in BOUNDS])
+def test_hyperparameter_bound_at_both_ends(flag: str, is_int: bool, kind: str, bound: float) -> None:
+    inside, outside = _inside_and_outside(is_int, kind, bound)
+    if is_int:
+        inside, outside = int(inside), int(outside)
+    parsed = parse_manifest(manifest(hyperparameters={flag: inside}))
+    assert parsed.hyperparameters.given() == {flag: inside}
+    rejection = refused(manifest(hyperparameters={flag: outside}))
+    [problem] = rejection.problems
+    assert problem.field == f"hyperparameters.{flag}"
+    words = {"ge": "at least", "gt": "greater than", "le": "at most", "lt": "less than"}[kind]
+    assert words in problem.problem and words in problem.fix
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("experiment", naming.MAX_EXPERIMENT_NAME), ("comment", MAX_COMMENT)]
+)
+def test_text_fields_at_their_length_limit(field: str, limit: int) -> None:
+    assert getattr(parse_manifest(manifest(**{field: "c" * limit})), field) == "c" * limit
+    [problem] = refused(manifest(**{field: "c" * (limit + 1)})).problems
+    assert problem.field == field and f"at most {limit}" in problem.problem
+
+
+def test_experiment_and_comment_lower_ends() -> None:
+    assert parse_manifest(manifest(experiment="c")).experiment == "c"
+    assert parse_manifest(manifest(comment="")).comment == ""
+    [problem] = refused(manifest(experiment="")).problems
+    assert (problem.field, problem.problem) == ("experiment", "must not be empty")
+
+
+def test_dataset_reference_at_both_ends() -> None:
+    longest_id = "d" * 128
+    assert parse_manifest(manifest(dataset=f"datasets/{longest_id}")).dataset_id == longest_id
+    [problem] = refused(manifest(dataset=f"datasets/{longest_id}d")).problems
+    assert problem.field == "dataset" and "invalid dataset id" in problem.problem
+    # The field's own bound (an S3 key's length) is checked before the id's rule.
+    [problem] = refused(manifest(dataset="d" * (layout.MAX_KEY_LENGTH + 1))).problems
+    assert problem.field == "dataset" and f"at most {layout.MAX_KEY_LENGTH}" in problem.problem
+    [problem] = refused(manifest(dataset="")).problems
+    assert (problem.field, problem.problem) == ("dataset", "must not be empty")
+
+
+def test_manifest_size_at_both_ends() -> None:
+    body = manifest()
+    padded = body + b" " * (MAX_MANIFEST_BYTES - len(body))
+    assert len(padded) == MAX_MANIFEST_BYTES
+    assert parse_manifest(padded).experiment == "cats"
+    [problem] = refused(padded + b" ").problems
+    assert problem.field == "(file)" and f"{MAX_MANIFEST_BYTES + 1} bytes" in problem.problem
+    assert MAX_MANIFEST_BYTES == limits.MANIFEST_MAX_BYTES
+
+
+@pytest.mark.parametrize(
+    "name", ["cats\n", "cats\r\n", "\ncats", "cats ", "cats\x00", "ｃａｔｓ", "cats\u200b"]
+)
+def test_experiment_name_is_matched_whole(name: str) -> None:
+    [problem] = refused(manifest(experiment=name)).problems
+    assert problem.field == "experiment" and "not a valid SageMaker experiment name" in problem.problem
+
+
+@pytest.mark.parametrize("ref", ["datasets/x\n", "datasets/x\n/", "datasets/\nx"])
+def test_dataset_id_is_matched_whole(ref: str) -> None:
+    [problem] = refused(manifest(dataset=ref)).problems
+    assert problem.field == "dataset"
+
+
+@pytest.mark.parametrize("ref", ["code/" + "a" * 64 + "\n", "code/" + "a" * 63 + "\n", "code/" + "a" * 64 + "\n/"])
+def test_code_hash_is_matched_whole(ref: str) -> None:
+    [problem] = refused(manifest(code=ref)).problems
+    assert problem.field == "code"
+
+
+def test_every_top_level_field_is_covered_here() -> None:
+    """A new top-level field needs its bounds tested in this file."""
+    assert set(Manifest.model_fields) == {"experiment", "dataset", "comment", "hyperparameters", "code"}
