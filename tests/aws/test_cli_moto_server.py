@@ -25,7 +25,6 @@ import boto3
 import pytest
 from moto.core.config import default_user_config
 from moto.s3.models import S3Backend, s3_backends
-from moto.sagemaker.models import SageMakerModelBackend
 from moto.server import ThreadedMotoServer
 from pytest_socket import enable_socket, socket_allow_hosts
 
@@ -33,13 +32,13 @@ from nyanops.backends.aws import AwsBackend
 from nyanops.cli import main
 from nyanops.core import layout
 
+from . import moto_limits
 from .conftest import (
     ACCOUNT,
     BUCKET,
     LOCK_TABLE,
     RECORD_RESULTS_ARN,
     REGION,
-    _describe_experiment,
     asl_definition,
 )
 from .moto_sfn_patches import FakeSageMaker, patched_engine
@@ -126,7 +125,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load_handler: Any) ->
     for name in ("AWS_PROFILE", "NYANOPS_BUCKET", "NYANOPS_STATE_MACHINE_ARN", "COLUMNS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
-    monkeypatch.setattr(SageMakerModelBackend, "describe_experiment", _describe_experiment)
+    moto_limits.install(monkeypatch)  # SageMaker's limits and case-insensitive names, as AWS
     monkeypatch.setattr(AwsBackend, "poll_seconds", 0.1)
     monkeypatch.setattr(AwsBackend, "start_timeout_seconds", 30.0)
 

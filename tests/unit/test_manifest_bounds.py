@@ -150,6 +150,18 @@ def test_code_hash_is_matched_whole(ref: str) -> None:
     assert problem.field == "code"
 
 
+@pytest.mark.parametrize("value", [True, False])
+def test_force_is_a_boolean(value: bool) -> None:
+    assert parse_manifest(manifest(force=value)).force is value
+    assert parse_manifest(manifest()).force is False
+
+
+@pytest.mark.parametrize("value", ["true", 1, 0, None, []])
+def test_force_is_not_coerced(value: Any) -> None:
+    [problem] = refused(manifest(force=value)).problems
+    assert problem.field == "force"
+
+
 def test_every_top_level_field_is_covered_here() -> None:
     """A new top-level field needs its bounds tested in this file."""
-    assert set(Manifest.model_fields) == {"experiment", "dataset", "comment", "hyperparameters", "code"}
+    assert set(Manifest.model_fields) == {"experiment", "dataset", "comment", "hyperparameters", "code", "force"}

@@ -132,6 +132,7 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
         "experiment": manifest.experiment,
         "trial": name,
         "comment": manifest.comment,
+        "force": manifest.force,
         "primary_metric": settings.primary_metric,
         "best_model_tolerance": settings.best_model_tolerance,
         "source": {

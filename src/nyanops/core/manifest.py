@@ -89,6 +89,11 @@ class Manifest(BaseModel):
     comment: str = Field(default="", max_length=MAX_COMMENT)
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     code: str | None = Field(default=None, description="code/<sha256>: a ml_code bundle in this bucket")
+    force: bool = Field(
+        default=False,
+        description="train even when a completed trial had the same dataset, code and hyperparameters "
+        "(otherwise that trial's results are reused)",
+    )
 
     @field_validator("experiment")
     @classmethod
