@@ -90,7 +90,7 @@ EVALUATION_MAX_BYTES = 32 * 1024 * 1024
 # it) and the tests, not from a trial-component limit.
 MAX_CLASSES = 1000
 # The most trials one manifest's ``sweep`` may ask for. One execution carries every trial's part of the input
-# (job names, hyperparameters, output locations: about 2.5 KB each with a KMS key) within
+# (job names, hyperparameters, output locations: about 2.8 KB each with a KMS key) within
 # EXECUTION_INPUT_MAX_BYTES, and the Map's result (a few hundred bytes per trial) within the run's headroom;
 # 50 trials of a dataset with a few hundred classes fit (a test builds the input of 50 and measures it).
 SWEEP_MAX_TRIALS = 50

@@ -18,8 +18,9 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote_plus
 
-from nyanops.core import layout
+from nyanops.core import layout, limits
 from nyanops.core.best_model import DEFAULT_TOLERANCE, IN_PROGRESS
+from nyanops.core.execution_input import trial_names
 from nyanops.core.record_results import RecordResultsDeps, failure_text
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.start_pipeline import StartPipelineDeps, UploadResult
@@ -85,6 +86,8 @@ def local_settings() -> PipelineSettings:
             "PROCESSING_INSTANCE_TYPE": "ml.m5.xlarge",
             # No KMS locally: the job requests carry no KMS field.
             "KMS_KEY_ARN": "",
+            # The Map's MaxConcurrency: as many trials at once as this machine holds (the executor caps it too).
+            "SWEEP_MAX_CONCURRENCY": str(min(max_parallel_jobs(), limits.SWEEP_MAX_CONCURRENCY)),
         }
     )
 
@@ -304,9 +307,10 @@ class LocalPipeline:
     def _interrupt(self, name: str, execution_input: dict[str, Any]) -> None:
         self.executions.add_event(name, "ExecutionAborted", None, {"cause": INTERRUPTED_MESSAGE})
         self.executions.finish(name, ex.INTERRUPTED, error="Interrupted", cause=INTERRUPTED_MESSAGE)
-        self.experiments.fail_trial(
-            execution_input["experiment"], execution_input["trial"], INTERRUPTED_MESSAGE, datetime.now(timezone.utc)
-        )
+        for trial in trial_names(execution_input):  # a recorded trial stays Completed
+            self.experiments.fail_trial(
+                execution_input["experiment"], trial, INTERRUPTED_MESSAGE, datetime.now(timezone.utc)
+            )
 
     def execute(self, name: str) -> ex.ExecutionRow:
         """Run one pending execution in this process, to the end (or until interrupted)."""
@@ -332,9 +336,10 @@ class LocalPipeline:
             raise
         except Exception as exc:  # a fault of the local runner itself, not of a task
             self.executions.finish(name, ex.FAILED, error=type(exc).__name__, cause=str(exc))
-            self.experiments.fail_trial(
-                row.input["experiment"], row.input["trial"], f"local runner error: {exc}", datetime.now(timezone.utc)
-            )
+            for trial in trial_names(row.input):
+                self.experiments.fail_trial(
+                    row.input["experiment"], trial, f"local runner error: {exc}", datetime.now(timezone.utc)
+                )
             raise
         status = ex.SUCCEEDED if result.status == "SUCCEEDED" else ex.FAILED
         self.executions.finish(name, status, output=result.output, error=result.error, cause=result.cause)
@@ -345,19 +350,22 @@ class LocalPipeline:
         return final
 
     def _close_open_trial(self, execution_input: dict[str, Any], result: ExecutionResult) -> None:
-        """A failed run whose failure could not be recorded (RecordFailure failed too) must not leave its
-        trial InProgress forever: record it here, with the step's error and the recording error."""
-        experiment, trial = execution_input["experiment"], execution_input["trial"]
-        if not any(t.trial == trial and t.status == IN_PROGRESS for t in self.experiments.list_trials(experiment)):
+        """A failed run whose trials' failure could not be recorded (the Map or the comparison failed) must not
+        leave a trial InProgress forever: record each such trial here, with the run's error."""
+        experiment = execution_input["experiment"]
+        names = set(trial_names(execution_input))
+        open_trials = [t.trial for t in self.experiments.list_trials(experiment)
+                       if t.trial in names and t.status == IN_PROGRESS]
+        if not open_trials:
             return
         state = next(
             (e["details"].get("input") for e in reversed(result.history) if e["type"] == "FailStateEntered"), None
         )
         state = state if isinstance(state, dict) else {}
-        text = failure_text(state["error"]) if state.get("error") else f"{result.error}: {result.cause}"
-        if state.get("record_error"):
-            text += f" (recording the failure failed: {failure_text(state['record_error'])})"
-        self.experiments.fail_trial(experiment, trial, text, datetime.now(timezone.utc))
+        error = state.get("summary_error") or state.get("error")
+        text = failure_text(error) if error else f"{result.error}: {result.cause}"
+        for trial in open_trials:
+            self.experiments.fail_trial(experiment, trial, text, datetime.now(timezone.utc))
 
     def run_pending(self) -> list[ex.ExecutionRow]:
         done = []
