@@ -50,7 +50,11 @@ class Summary:
 def varying(records: list[TrialRecord]) -> list[str]:
     """The recipe hyperparameters whose values differ between ``records`` (what tells a sweep's trials apart)."""
     names = []
+    # freeze-epochs follows epochs when every epoch is classifier-only (train.py caps it): not a difference of its own.
+    capped = all(r.hyperparameters.get("freeze-epochs") == r.hyperparameters.get("epochs") for r in records)
     for name in hyperparameters.RECIPE_NAMES:
+        if name == "freeze-epochs" and capped:
+            continue
         values = {json.dumps(r.hyperparameters.get(name), sort_keys=True) for r in records}
         if len(values) > 1:
             names.append(name)
