@@ -171,7 +171,7 @@ def test_evaluation_fails(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[
     run = run_once(pipeline, tmp_path, sleeps, console, evaluation="raise")
     # A processing job's FailureReason is SageMaker's generic one; the script's reason is its ExitMessage.
     assert_failed(run, [*EVALUATED, *FAILED_TAIL],
-                  "States.TaskFailed: AlgorithmError: See job logs for more information")
+                  "States.TaskFailed: error: ValueError: model.tar.gz holds no model.pth")
     failed = [e for e in pipeline.executions.events(run.row.name) if e["type"] == "TaskFailed"]
     described = json.loads(failed[0]["detail"]["cause"])
     assert described["ExitMessage"].startswith("error: ValueError: model.tar.gz holds no model.pth")
@@ -341,7 +341,10 @@ def test_sagemaker_throttles_training_once(pipeline: LocalPipeline, tmp_path: Pa
     run = run_once(pipeline, tmp_path, sleeps, console)
     assert run.row.status == "SUCCEEDED" and run.states == [*THROTTLED_TRAIN, *SUCCESS_PATH[len(START) + 1 :]]
     assert len(calls) == 2 and run.attempts["Train"] == 2 and run.sleeps == [30.0]
-    assert run.row.output["retries"]["train"] == {"count": 1, "wait_seconds": 30}
+    # The counter lives in the trial's iteration (its state), as its TrainBackoff left it.
+    [backoff] = [e["detail"]["output"] for e in pipeline.executions.events(run.row.name)
+                 if e["type"] == "PassStateExited" and e["state"] == "TrainBackoff"]
+    assert backoff["retries"]["train"] == {"count": 1, "wait_seconds": 30}
     assert run.trial.status == "Completed" and run.trial.is_best
 
 
