@@ -94,7 +94,7 @@ def test_five_manifests_at_once_five_trials_one_best(engine: tuple[World, FakeSa
     fake.support = 10
     names = {}
     for key, wrong in misses.items():
-        body = json.dumps({**EXAMPLE_MANIFEST, "comment": key}).encode()
+        body = json.dumps({**EXAMPLE_MANIFEST, "comment": key, "force": True}).encode()  # five trainings
         info = world.put(key, body)
         result = invoke(world, world.eventbridge(quote_plus(key, safe="/"), info), lambda_context)
         assert result["outcome"] == "started"
