@@ -928,7 +928,7 @@ def test_a_comparison_that_fails_is_notified_and_fails_the_run(aws: Any) -> None
 
 
 # -- a Map: a sweep's trials in parallel ------------------------------------------------------------------------
-# A test-only state machine (the project's ASL has no Map yet): each trial trains (retried when throttled; a
+# A test-only state machine for what the pipeline's own Map (below) never does: each trial trains (retried when throttled; a
 # failed job is caught inside its iteration and recorded, so its siblings go on), then is recorded; running out
 # of capacity ends the iteration in a Fail state, which the iteration does not catch: that fails the Map, whose
 # Catch fails the execution with the iteration's error. (The uncaught error is a custom one: moto's Map cannot
@@ -1146,3 +1146,117 @@ def test_map_all_trials_fail_uncaught(aws: Any) -> None:
     on_moto, _ = run_both(aws, {"Train/t1": [NO_CAPACITY]}, machine=sweep(1))
     assert (on_moto.status, on_moto.error) == ("FAILED", "Sweep.NoCapacity")
     assert on_moto.states == ["Prepare", "Trials", "Train", "NoCapacity", "SweepFailed"]
+
+
+# -- the pipeline's own Map: a sweep of three trials through statemachine/training_pipeline.asl.json ------------
+
+SWEEP_NAMES = [f"{EXECUTION}-t{i}" for i in (1, 2, 3)]
+
+
+def _renamed(value: Any, trial: str) -> Any:
+    """``value`` (the one-trial fixtures) for ``trial``: its job names and locations follow the trial's name."""
+    return json.loads(json.dumps(value).replace(EXECUTION, trial))
+
+
+def sweep_item(index: int) -> dict[str, Any]:
+    item = _renamed(TRIAL_ITEM, SWEEP_NAMES[index])
+    item["index"] = index
+    item["hyperparameters"]["epochs"] = 5 * (index + 1)
+    item["training"]["hyperparameters"]["epochs"] = str(5 * (index + 1))
+    return item
+
+
+def pipeline_trial_key(state: str, parameters: Any) -> str:
+    """Outcomes per state and trial: a job's name starts with its trial's, a RecordResults payload names it."""
+    job = parameters.get("TrainingJobName") or parameters.get("ProcessingJobName") or ""
+    trial = job.rsplit("-", 1)[0] if job else ((parameters.get("Payload") or {}).get("run") or {}).get("trial")
+    return f"{state}/{trial}" if trial else state
+
+
+def pipeline_sweep(max_concurrency: int) -> Machine:
+    run_input = {**SHARED, "max_concurrency": max_concurrency, "trials": [sweep_item(i) for i in range(3)]}
+    return Machine("nyanops-training-pipeline", DEFINITION, run_input, pipeline_trial_key)
+
+
+def summarized(completed: int) -> dict[str, Any]:
+    return invoked({"execution": EXECUTION, "completed": completed, "best_trial": SWEEP_NAMES[1] if completed else "",
+                    "subject": "nyanops: cats sweep of 3 trials", "message": f"{completed} of 3 trials completed"})
+
+
+def trial_trains(trial: str) -> dict[str, list[Outcome]]:
+    return {f"RegisterTrial/{trial}": [invoked({"trial": trial, "status": "InProgress", "reused_from": ""})],
+            f"Train/{trial}": [_renamed(training_job(), trial)],
+            f"Evaluate/{trial}": [_renamed(processing_job(), trial)],
+            f"RecordResults/{trial}": [_renamed(RECORDED, trial)]}
+
+
+def trial_fails(trial: str) -> dict[str, list[Outcome]]:
+    return {f"RegisterTrial/{trial}": [invoked({"trial": trial, "status": "InProgress", "reused_from": ""})],
+            f"Train/{trial}": [Fail("States.TaskFailed", _renamed(FAILED_TRAINING_CAUSE, trial))],
+            f"RecordFailure/{trial}": [_renamed(RECORDED_FAILED, trial)]}
+
+
+def trial_reused(trial: str, original: str) -> dict[str, list[Outcome]]:
+    return {f"RegisterTrial/{trial}": [invoked({"trial": trial, "status": "Completed", "reused_from": original})]}
+
+
+@pytest.mark.parametrize("local_cap", [None, 1])
+def test_the_pipeline_map_runs_every_trial(aws: Any, local_cap: int | None) -> None:
+    """Three trials at once (MaxConcurrencyPath 0): each runs the per-trial states in its own iteration; one
+    comparison of the three and one notification. Locally under the machine's cap too."""
+    outcomes = {k: v for t in SWEEP_NAMES for k, v in trial_trains(t).items()}
+    on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(3)], "Notify": [PUBLISHED]},
+                              machine=pipeline_sweep(0), ordered=False, max_parallel=local_cap)
+    assert on_moto.status == "SUCCEEDED"
+    assert on_moto.output["sweep"] == [{"trial": t, "status": "Completed"} for t in SWEEP_NAMES]
+    assert ("MapStateStarted", 3) in on_moto.trace and ("MapStateStarted", 3) in local.trace
+    [summarize] = parameters_of(local, "Summarize")
+    assert summarize["Payload"]["run"]["outcomes"] == on_moto.output["sweep"]
+    assert len(parameters_of(local, "Notify")) == 1
+    trains = sorted(p["HyperParameters"]["epochs"] for name, _, p in local.script.calls if name.startswith("Train/"))
+    assert trains == ["10", "15", "5"]
+
+
+def test_the_pipeline_map_in_order_agrees_event_by_event(aws: Any) -> None:
+    """MaxConcurrencyPath 1: one trial after the other, so both histories agree event by event; the second trial
+    reuses a completed one (no job runs for it)."""
+    outcomes = {**trial_trains(SWEEP_NAMES[0]), **trial_reused(SWEEP_NAMES[1], "m-old-0000000000000001"),
+                **trial_trains(SWEEP_NAMES[2])}
+    on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(3)], "Notify": [PUBLISHED]},
+                              machine=pipeline_sweep(1))
+    per_trial = [*START[1:], "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore",
+                 "TrialCompleted"]
+    assert on_moto.states == ["Trials", *per_trial, *START[1:], "TrialReused", *per_trial, *AFTER_SUCCESS[1:]]
+    assert on_moto.output["sweep"][1] == {"trial": SWEEP_NAMES[1], "status": "Reused",
+                                          "reused_from": "m-old-0000000000000001"}
+    assert [e for e in local.trace if e[0].startswith("MapIteration")] == [
+        (kind, "Trials", i) for i in range(3) for kind in ("MapIterationStarted", "MapIterationSucceeded")]
+
+
+def test_the_pipeline_map_one_failed_trial_does_not_stop_the_others(aws: Any) -> None:
+    """The second trial's training fails: recorded as failed inside its iteration; the others complete, the Map
+    and the execution succeed, the comparison lists the failure."""
+    outcomes = {**trial_trains(SWEEP_NAMES[0]), **trial_fails(SWEEP_NAMES[1]), **trial_trains(SWEEP_NAMES[2])}
+    on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(2)], "Notify": [PUBLISHED]},
+                              machine=pipeline_sweep(0), ordered=False)
+    assert on_moto.status == "SUCCEEDED"
+    assert on_moto.output["sweep"] == [{"trial": SWEEP_NAMES[0], "status": "Completed"},
+                                       {"trial": SWEEP_NAMES[1], "status": "Failed"},
+                                       {"trial": SWEEP_NAMES[2], "status": "Completed"}]
+    [failure] = parameters_of(local, f"RecordFailure/{SWEEP_NAMES[1]}")
+    assert failure["Payload"]["run"]["trial"] == SWEEP_NAMES[1]
+    assert failure["Payload"]["run"]["error"]["Error"] == "States.TaskFailed"
+    assert ("MapStateSucceeded",) in on_moto.trace and ("MapStateSucceeded",) in local.trace
+
+
+def test_the_pipeline_map_every_trial_failed(aws: Any) -> None:
+    """Every training fails: each recorded in its iteration, the Map succeeds, the comparison says none
+    completed, the one notification goes out and the execution fails."""
+    outcomes = {k: v for t in SWEEP_NAMES for k, v in trial_fails(t).items()}
+    on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(0)], "Notify": [PUBLISHED]},
+                              machine=pipeline_sweep(0), ordered=False)
+    assert (on_moto.status, on_moto.error, on_moto.cause) == ("FAILED", "PipelineFailed", PIPELINE_FAILED_CAUSE)
+    assert on_moto.states.count("RecordFailure") == 3 and on_moto.states.count("Notify") == 1
+    assert ("MapStateSucceeded",) in on_moto.trace and ("MapStateSucceeded",) in local.trace
+    [summarize] = parameters_of(local, "Summarize")
+    assert summarize["Payload"]["run"]["outcomes"] == [{"trial": t, "status": "Failed"} for t in SWEEP_NAMES]
