@@ -928,10 +928,10 @@ def test_a_comparison_that_fails_is_notified_and_fails_the_run(aws: Any) -> None
 
 
 # -- a Map: a sweep's trials in parallel ------------------------------------------------------------------------
-# A test-only state machine for what the pipeline's own Map (below) never does: each trial trains (retried when throttled; a
-# failed job is caught inside its iteration and recorded, so its siblings go on), then is recorded; running out
-# of capacity ends the iteration in a Fail state, which the iteration does not catch: that fails the Map, whose
-# Catch fails the execution with the iteration's error. (The uncaught error is a custom one: moto's Map cannot
+# A test-only state machine for what the pipeline's own Map (below) never does: each trial trains (retried when
+# throttled; a failed job is caught inside its iteration and recorded, so its siblings go on), then is recorded;
+# running out of capacity ends the iteration in a Fail state, which the iteration does not catch: that fails the Map,
+# whose Catch fails the execution with the iteration's error. (The uncaught error is a custom one: moto's Map cannot
 # carry an iteration error named States.*, e.g. States.Timeout; see docs/decisions.md.)
 
 TRAINING_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
