@@ -53,7 +53,10 @@ class Resolver:
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.parameters:
-            return self.parameters[name]
+            value = self.parameters[name]
+            if isinstance(value, float):  # SAM's symbol table keeps str, list, bool and int values only
+                raise Unresolved(name)
+            return value
         if name in self.resources:
             return name  # SAM's symbol table: a resource's Ref is its logical id
         raise Unresolved(name)

@@ -209,7 +209,7 @@ def started(out: str) -> str:
 
 def test_run_wait_follows_the_execution_to_its_recorded_best_trial(stack: Stack,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    stack.fake.macro_f1 = lambda request: 0.91
+    stack.fake.wrong = lambda request: 0
     code, out, err = cli(capsys, "run", str(stack.manifest("good")), "--wait")
     assert code == 0, out + err
     name = started(out)
@@ -219,7 +219,7 @@ def test_run_wait_follows_the_execution_to_its_recorded_best_trial(stack: Stack,
     for line in ("  RegisterTrial ...", "  Train ...", "  Evaluate ...", "  RecordResults ..."):
         assert line in out
     assert re.search(r"  Train +done in", out) and "  SUCCEEDED" in out
-    assert "macro F1 0.9100" in out and "macro_f1: NEW BEST" in out
+    assert "macro F1 1.0000" in out and "macro_f1: NEW BEST" in out, out
     assert upload["detail"]["object"]["version-id"]
 
     code, out, err = cli(capsys, "execution", name)
