@@ -37,6 +37,7 @@ from .conftest import (
     ACCOUNT,
     BUCKET,
     LOCK_TABLE,
+    MODEL_IMAGE,
     RECORD_RESULTS_ARN,
     REGION,
     asl_definition,
@@ -118,7 +119,8 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load_handler: Any) ->
     for name, value in {
         "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "BUCKET_NAME": BUCKET, "EXPERIMENT_LOCK_TABLE": LOCK_TABLE, "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
+        "BUCKET_NAME": BUCKET, "EXPERIMENT_LOCK_TABLE": LOCK_TABLE, "MODEL_IMAGE": MODEL_IMAGE,
+        "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
         "PROCESSING_INSTANCE_TYPE": "ml.m5.xlarge", "KMS_KEY_ARN": "",
     }.items():
         monkeypatch.setenv(name, value)
