@@ -49,7 +49,7 @@ CLIP_MARKER = "..."
 # The description is immutable once a package exists: it names the trial, so a listing of the group (whose
 # summaries carry the description, not the metadata) tells which trial each version is.
 _DESCRIPTION = re.compile(
-    r"nyanops trial (?P<trial>\S+): (?P<metric>[a-z_]+) (?P<value>\S+) on dataset (?P<dataset>\S+)"
+    r"nyanops trial (?P<trial>\S+): (?P<metric>[a-z0-9_]+) (?P<value>\S+) on dataset (?P<dataset>\S+)"
 )
 
 
