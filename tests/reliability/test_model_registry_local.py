@@ -21,7 +21,9 @@ from . import test_champion_local
 from .test_champion_local import run, setup, trials
 
 # The stub evaluation, accepting the arguments the state machine adds for the real one (--expected-test-hash).
-TOLERANT_EVALUATION_PY = test_champion_local.EVALUATION_PY.replace("parser.parse_args()", "parser.parse_known_args()[0]")
+TOLERANT_EVALUATION_PY = test_champion_local.EVALUATION_PY.replace(
+    "parser.parse_args()", "parser.parse_known_args()[0]"
+)
 
 WRONG = {"first-eval": 3, "better-eval": 1, "worse-eval": 4, "new-eval": 0, "new-champ1": 2}
 
