@@ -69,3 +69,7 @@ def test_the_registry_follows_the_best_flag_and_models_lists_it(
     assert listed[0]["model_location"] == records[new].model_location and listed[0]["created_at"]
     assert main(["models", "dogs", "--root", root]) == 0
     assert "no model packages yet in experiment dogs" in capsys.readouterr().out
+    # cleanup deletes the trial records, never the registry a deployment may be using (docs/reviewing.md)
+    assert main(["cleanup", "cats", "--yes", "--root", root]) == 0
+    assert pipeline.experiments.list_trials("cats") == []
+    assert [p.version for p in pipeline.model_registry.packages("cats")] == [1, 2, 3]
