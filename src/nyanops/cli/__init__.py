@@ -1,9 +1,9 @@
 """nyanops: the cat-classifier training pipeline on one machine, and the same commands for a deployed stack.
 
 Local commands keep everything under --root (env NYANOPS_ROOT, default ./.nyanops; given before or after
-the command): bucket/ mirrors the S3 keys, nyanops.db holds trials and execution history, jobs/ the job
-working directories and logs. Commands that take --bucket (env NYANOPS_BUCKET) act on a deployed stack
-instead, with the standard AWS environment (profile, region, AWS_ENDPOINT_URL).
+the command): bucket/ mirrors the S3 keys, nyanops.db holds trials, the model registry and execution history,
+jobs/ the job working directories and logs. Commands that take --bucket (env NYANOPS_BUCKET) act on a deployed
+stack instead, with the standard AWS environment (profile, region, AWS_ENDPOINT_URL).
 """
 
 from __future__ import annotations
