@@ -216,3 +216,33 @@ def test_without_a_registry_nothing_is_registered(tmp_path: Path) -> None:
     answer = plain.finish(run_state("m-a-0000000000000001"), wrong=0)
     assert answer["is_best"] and "model_package" not in answer
     assert SQLiteModelRegistry(plain.experiments._db).packages("cats") == []  # type: ignore[attr-defined]
+
+
+class BrokenRegistry(SQLiteModelRegistry):
+    """The registry refuses to register once (SageMaker down, or a permission missing)."""
+
+    def __init__(self, base: SQLiteModelRegistry) -> None:
+        super().__init__(base._db, clock=lambda: T0)
+        self.failures = 1
+
+    def register(self, spec: PackageSpec):  # type: ignore[no-untyped-def]
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("AccessDeniedException: not authorized to perform sagemaker:CreateModelPackage")
+        return super().register(spec)
+
+
+def test_a_registry_failure_fails_the_record_loudly_and_a_retry_completes_it(world: World) -> None:
+    """The decision is stored before the hand-over: the flag stays with the trial, and the retry registers it."""
+    run = run_state("m-a-0000000000000001")
+    world.deps.registry = BrokenRegistry(world.registry)  # type: ignore[attr-defined]
+    world.call("started", run)
+    world.evaluate(run, wrong=1)
+    with pytest.raises(RuntimeError, match="CreateModelPackage"):
+        world.call("succeeded", run)
+    [trial] = world.experiments.list_trials("cats")
+    assert trial.status == "Completed" and trial.is_best
+    assert statuses(world) == []
+    retried = world.call("succeeded", run)
+    assert retried["verdict"] == "already-best" and retried["model_package"]["created"] is True
+    assert statuses(world) == [(1, run["trial"], APPROVED)]
