@@ -246,3 +246,16 @@ def test_a_registry_failure_fails_the_record_loudly_and_a_retry_completes_it(wor
     retried = world.call("succeeded", run)
     assert retried["verdict"] == "already-best" and retried["model_package"]["created"] is True
     assert statuses(world) == [(1, run["trial"], APPROVED)]
+
+
+def test_an_older_database_gets_the_registry_table_when_opened(tmp_path: Path) -> None:
+    """A root made before the registry existed: opening it creates model_packages, its trials untouched."""
+    path = tmp_path / "nyanops.db"
+    old = connect(path)
+    old.execute("INSERT INTO trials (experiment, experiment_key, trial, status) "
+                "VALUES ('cats', 'cats', 't1', 'Completed')")
+    old.execute("DROP TABLE model_packages")
+    old.close()
+    db = connect(path)
+    assert SQLiteModelRegistry(db).packages("cats") == []
+    assert db.execute("SELECT trial FROM trials").fetchone()["trial"] == "t1"
