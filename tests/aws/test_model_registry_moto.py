@@ -137,3 +137,23 @@ def test_throttling_is_retried_then_reported_for_the_state_machine(world: World)
         assert waits == [0.1, 0.2]
         with pytest.raises(ExperimentsThrottled):
             registry.packages("cats")
+
+
+def test_a_group_created_meanwhile_is_used_and_a_refusal_is_reported(world: World) -> None:
+    """CreateModelPackageGroup refused: the group another run created meanwhile is used; otherwise the refusal."""
+    registry = SageMakerModelRegistry(world.sm, MODEL_IMAGE)
+    missing = {"Error": {"Code": "ValidationException", "Message": "ModelPackageGroup nyanops-cats does not exist."}}
+    stubber = Stubber(world.sm)
+    stubber.add_client_error("describe_model_package_group", "ValidationException", missing["Error"]["Message"])
+    stubber.add_client_error("create_model_package_group", "ValidationException", "Group already exists")
+    stubber.add_response("describe_model_package_group", {
+        "ModelPackageGroupName": GROUP, "ModelPackageGroupArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
+        f"model-package-group/{GROUP}", "CreationTime": "2026-12-02T00:00:00Z", "CreatedBy": {},
+        "ModelPackageGroupStatus": "Completed"})
+    stubber.add_client_error("describe_model_package_group", "ValidationException", missing["Error"]["Message"])
+    stubber.add_client_error("create_model_package_group", "AccessDeniedException", "not authorized")
+    stubber.add_client_error("describe_model_package_group", "ValidationException", missing["Error"]["Message"])
+    with stubber:
+        assert registry._ensure_group("cats") == GROUP
+        with pytest.raises(ClientError, match="AccessDeniedException"):
+            registry._ensure_group("cats")

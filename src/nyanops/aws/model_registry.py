@@ -165,9 +165,12 @@ class SageMakerModelRegistry:
         try:
             self.call("create_model_package_group", ModelPackageGroupName=group,
                       ModelPackageGroupDescription=description)
-        except ClientError:
+        except ClientError as refused:
             # Created meanwhile (another stack's run of an experiment of the same name): fine if it is there now.
-            self.call("describe_model_package_group", ModelPackageGroupName=group)
+            try:
+                self.call("describe_model_package_group", ModelPackageGroupName=group)
+            except ClientError:
+                raise refused from None
         return group
 
     def inference_specification(self, spec: PackageSpec) -> dict[str, Any]:
