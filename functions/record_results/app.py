@@ -1,4 +1,5 @@
-"""RecordResults Lambda: registers, completes or fails a trial in SageMaker Experiments.
+"""RecordResults Lambda: registers, completes or fails a trial in SageMaker Experiments, and hands the best
+model over in the SageMaker Model Registry when the best flag moves.
 
 Invoked by the state machine with ``{"mode": "started" | "succeeded" | "champion" | "failed", "run": $,
 "execution_arn": $$.Execution.Id}``; the logic is ``nyanops.core.record_results.record``. Its return value
@@ -15,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nyanops.aws.experiment_lock import DynamoExperimentLock
+from nyanops.aws.model_registry import SageMakerModelRegistry
 from nyanops.aws.s3_store import S3ObjectStore
 from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 from nyanops.aws.sagemaker_jobs import SageMakerProcessingJobs
@@ -38,6 +40,7 @@ def get_deps() -> RecordResultsDeps:
             store=S3ObjectStore(boto3.client("s3"), settings.bucket),
             experiments=SageMakerExperimentStore(sagemaker, lock),
             jobs=SageMakerProcessingJobs(sagemaker),
+            registry=SageMakerModelRegistry(sagemaker, settings.model_image),
         )
     return _deps
 

@@ -31,7 +31,7 @@ from nyanops.core import layout
 from nyanops.core.dataset_registry import SEALED, WAITING, DatasetRegistry
 from nyanops.core.evaluation_report import build_evaluation_report
 from nyanops.core.experiments import ExperimentStore
-from nyanops.core.ports import ObjectStore
+from nyanops.core.ports import ObjectStore, ProcessingJobs
 from nyanops.core.upload_events import ObjectEvent, UnsupportedEvent, object_events, uploads_from_event
 
 EXAMPLE_BUCKET = "nyanops-example-bucket"
@@ -64,6 +64,12 @@ class Ports:
     push_code: Callable[[], None]  # push ml_code (as `nyanops code push`)
     quiet_seconds: float  # the sealer's quiet period (SealDatasets' QUIET_SECONDS; locally NYANOPS_QUIET_SECONDS)
     default_experiment: str = "cats"
+    # RecordResults accepts only an evaluation.json its own processing job wrote (core/evaluation_source): where
+    # the jobs are looked up, and how to leave the record of a finished evaluation job (job name, output S3
+    # URI) as the job would. Locally the jobs are records under <root>/jobs; on AWS only a real job can make
+    # one, so there both are None and the example's evaluation is refused as not the run's own.
+    evaluation_jobs: ProcessingJobs | None = None
+    record_evaluation_job: Callable[[str, str], None] | None = None
 
 
 # -- the object events an event carries ---------------------------------------------------------------------
@@ -93,7 +99,7 @@ def announced_datasets(event: Any) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for e in object_events_in(event):
         dataset_id = layout.dataset_id_of(e.key)
-        if e.deleted or dataset_id is None or not layout.DATASET_ID_RE.match(dataset_id):
+        if e.deleted or dataset_id is None or not layout.DATASET_ID_RE.fullmatch(dataset_id):
             continue
         parts = e.key[len(layout.dataset_prefix(dataset_id)) :].split("/")
         if len(parts) == 3 and parts[0] in layout.SPLITS and all(parts) and e.key not in out.get(dataset_id, []):
@@ -165,7 +171,7 @@ def needs(event: Any, ports: Ports) -> list[Need]:
         elif (
             classified.kind is layout.KeyKind.DATASET_READY
             and classified.dataset_id
-            and layout.DATASET_ID_RE.match(classified.dataset_id)
+            and layout.DATASET_ID_RE.fullmatch(classified.dataset_id)
         ):  # an invalid id is refused without reading anything: it needs nothing
             out.append(_dataset(ports, classified.dataset_id))
             out.append(_code(ports))
@@ -180,6 +186,9 @@ def needs(event: Any, ports: Ports) -> list[Need]:
         key = _evaluation_key(run, ports.store.bucket)
         if key is not None:
             out.append(_object(ports, key, lambda: example_evaluation(run), "an evaluation.json"))
+            job = _evaluation_job(ports, run)
+            if job is not None:
+                out.append(job)
     return _unique(out)
 
 
@@ -204,7 +213,7 @@ def _manifest_dataset(ports: Ports, key: str) -> str:
         doc = json.loads(ports.store.get(key))
         named = str(doc.get("dataset", "")).strip("/")
         dataset_id = named.removeprefix(layout.DATASETS_PREFIX.rstrip("/")).strip("/")
-        return dataset_id if layout.DATASET_ID_RE.match(dataset_id) else EXAMPLE_DATASET_ID
+        return dataset_id if layout.DATASET_ID_RE.fullmatch(dataset_id) else EXAMPLE_DATASET_ID
     except Exception:  # missing, not JSON, not an object: the example manifest will name the example dataset
         return EXAMPLE_DATASET_ID
 
@@ -299,6 +308,18 @@ def _trial(ports: Ports, run: dict[str, Any]) -> Need:
                 lambda: ports.register_trial(run))
 
 
+def _evaluation_job(ports: Ports, run: dict[str, Any]) -> Need | None:
+    """The processing job that wrote the example evaluation.json (made after it, so the file's time lies
+    within the job's run, as RecordResults checks)."""
+    evaluation = run.get("evaluation") or {}
+    name, output = str(evaluation.get("job_name") or ""), str(evaluation.get("output_s3_uri") or "")
+    jobs, record = ports.evaluation_jobs, ports.record_evaluation_job
+    if jobs is None or record is None or not name:
+        return None
+    return Need(f"processing job {name} (its record, as the finished evaluation job leaves it)",
+                lambda: jobs.describe(name) is not None, lambda: record(name, output))
+
+
 def _evaluation_key(run: dict[str, Any], bucket: str) -> str | None:
     uri = str((run.get("evaluation") or {}).get("output_s3_uri") or "")
     try:
@@ -390,5 +411,7 @@ def example_evaluation(run: dict[str, Any]) -> bytes:
         model_meta={"arch": "efficientnet_lite2", "best_epoch": 2, "history": history,
                     "hyperparameters": dict(run.get("hyperparameters") or {}),
                     "dataset_hash": dataset.get("content_hash")},
+        job={"execution": str(run.get("execution_name", "")),
+             "processing_job": str((run.get("evaluation") or {}).get("job_name", ""))},
     )
     return json.dumps(doc, indent=2).encode()

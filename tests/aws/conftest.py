@@ -41,6 +41,8 @@ ACCOUNT = "123456789012"
 BUCKET = "nyanops-example-bucket"
 DATASET_ID = "2026-11-28T064300Z"
 LOCK_TABLE = "nyanops-experiment-locks"
+# What template.yaml gives RecordResults in us-east-1 with the default EvaluationImage (its FrameworkImage mapping).
+MODEL_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.14-cpu-amzn2023-sagemaker"
 RECORD_RESULTS_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nyanops-RecordResults"
 ASL_FILE = Path(__file__).resolve().parents[2] / "statemachine" / "training_pipeline.asl.json"
 # The code bundle the example events and fixtures use (a fixed, valid sha256 hex).
@@ -258,6 +260,7 @@ def world(monkeypatch: pytest.MonkeyPatch, load_handler: Any, execute_state_mach
         "AWS_REGION": REGION,
         "BUCKET_NAME": BUCKET,
         "EXPERIMENT_LOCK_TABLE": LOCK_TABLE,
+        "MODEL_IMAGE": MODEL_IMAGE,
         "DATASET_REGISTRY_TABLE": REGISTRY_TABLE,
         "QUIET_SECONDS": str(QUIET_SECONDS),
         # As template.yaml sets them with its defaults (no KmsKeyArn: an empty KMS_KEY_ARN).

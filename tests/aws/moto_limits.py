@@ -149,5 +149,8 @@ PATCHES = {
 
 
 def install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from . import moto_model_registry
+
     for name, patched in PATCHES.items():
         monkeypatch.setattr(SageMakerModelBackend, name, patched)
+    moto_model_registry.install(monkeypatch)

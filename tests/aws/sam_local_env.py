@@ -3,8 +3,8 @@ does it (samcli 1.x: ``commands/local/lib/local_lambda.py`` ``_make_env_vars``, 
 ``EnvironmentVariables.resolve`` and ``lib/intrinsic_resolver``):
 
 - the variables are the Globals' ``Environment.Variables`` merged with the function's (the function wins);
-- intrinsics are resolved with the template's parameter defaults and SAM's pseudo parameters
-  (``AWS::Region`` us-east-1, ``AWS::AccountId`` 123456789012, ...); ``Ref`` to a resource gives its
+- intrinsics are resolved with the template's parameter defaults, its ``Mappings`` and SAM's pseudo
+  parameters (``AWS::Region`` us-east-1, ``AWS::AccountId`` 123456789012, ...); ``Ref`` to a resource gives its
   *logical id* (why a bare template resolves ``BUCKET_NAME=DataBucket``); ``Fn::If`` follows the template's
   conditions; anything left unresolved (a dict or list) becomes "";
 - then, per variable: the shell's value if the variable is set there, then the env-vars file's
@@ -53,7 +53,10 @@ class Resolver:
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.parameters:
-            return self.parameters[name]
+            value = self.parameters[name]
+            if isinstance(value, float):  # SAM's symbol table keeps str, list, bool and int values only
+                raise Unresolved(name)
+            return value
         if name in self.resources:
             return name  # SAM's symbol table: a resource's Ref is its logical id
         raise Unresolved(name)
@@ -95,7 +98,10 @@ class Resolver:
                 name, _, rest = tail.partition("}")
                 out += head + str(self.ref(name))
             return out + rest
-        raise Unresolved(key)  # Fn::GetAtt, Fn::FindInMap, ... (none in the functions' environments)
+        if key == "Fn::FindInMap":  # RecordResults' MODEL_IMAGE (the FrameworkImage mapping)
+            mapping, top, second = (self.value(v) for v in arg)
+            return self.template["Mappings"][mapping][top][second]
+        raise Unresolved(key)  # Fn::GetAtt, ... (none in the functions' environments)
 
 
 def _stringify(value: Any) -> str:

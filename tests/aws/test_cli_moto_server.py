@@ -37,10 +37,12 @@ from .conftest import (
     ACCOUNT,
     BUCKET,
     LOCK_TABLE,
+    MODEL_IMAGE,
     RECORD_RESULTS_ARN,
     REGION,
     asl_definition,
 )
+from .evaluation_docs import score
 from .moto_sfn_patches import FakeSageMaker, patched_engine
 
 STACK = "nyanops-test-stack"
@@ -118,7 +120,8 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load_handler: Any) ->
     for name, value in {
         "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "BUCKET_NAME": BUCKET, "EXPERIMENT_LOCK_TABLE": LOCK_TABLE, "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
+        "BUCKET_NAME": BUCKET, "EXPERIMENT_LOCK_TABLE": LOCK_TABLE, "MODEL_IMAGE": MODEL_IMAGE,
+        "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
         "PROCESSING_INSTANCE_TYPE": "ml.m5.xlarge", "KMS_KEY_ARN": "",
     }.items():
         monkeypatch.setenv(name, value)
@@ -209,7 +212,7 @@ def started(out: str) -> str:
 
 def test_run_wait_follows_the_execution_to_its_recorded_best_trial(stack: Stack,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    stack.fake.macro_f1 = lambda request: 0.91
+    stack.fake.wrong = lambda request: 0
     code, out, err = cli(capsys, "run", str(stack.manifest("good")), "--wait")
     assert code == 0, out + err
     name = started(out)
@@ -316,3 +319,28 @@ def test_without_wait_it_returns_once_started_and_execution_shows_the_running_st
         assert re.search(r"Evaluate\s+not run", out)
     finally:
         gate.set()
+
+
+def test_models_lists_the_registry_the_runs_handed_over(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two runs on the stack, the second better: its model is Approved, the first's Rejected; a worse third
+    registers nothing; ``nyanops models --bucket`` lists the versions, newest first."""
+    names = []
+    for label, wrong in (("first", 2), ("second", 0), ("third", 1)):
+        stack.fake.wrong = lambda request, wrong=wrong: wrong
+        code, out, err = cli(capsys, "run", str(stack.manifest(label)), "--wait")
+        assert code == 0, out + err
+        names.append(started(out))
+    first, second, _ = names
+    code, out, err = cli(capsys, "models")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["experiment", "version", "status", "trial", "metric", "dataset", "created"]
+    assert [line.split()[:6] for line in lines[1:]] == [
+        ["cats", "2", "Approved", second, "macro_f1", f"{score(0):.4f}"],
+        ["cats", "1", "Rejected", first, "macro_f1", f"{score(2):.4f}"]]
+    code, out, _ = cli(capsys, "models", "Cats", "--json")
+    listed = json.loads(out)
+    assert [(m["version"], m["status"], m["trial"]) for m in listed] == [
+        (2, "Approved", second), (1, "Rejected", first)]
+    assert listed[0]["arn"] == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/nyanops-cats/2"
+    assert listed[0]["dataset_id"] == "2026-11-28T064300Z" and listed[0]["created_at"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from nyanops.aws.dataset_registry import DynamoDatasetRegistry
 from nyanops.aws.s3_store import S3ObjectStore
 from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
+from nyanops.aws.sagemaker_jobs import SageMakerProcessingJobs
 from nyanops.core import dataset as datasets
 from nyanops.core import layout
 from nyanops.core.sealing import TIME_MARGIN_SECONDS
@@ -121,6 +123,10 @@ def test_each_example_event_reaches_its_outcome_with_the_sam_environment(
         register_trial=lambda run: record_results.lambda_handler({"mode": "started", "run": run}, lambda_context),
         push_code=world.put_code,
         quiet_seconds=float(environment.get("QUIET_SECONDS") or 0),  # SealDatasets': the template's default
+        # On AWS only the run's own evaluation job makes this record; here moto's SageMaker stands in for it.
+        evaluation_jobs=SageMakerProcessingJobs(world.sm),
+        record_evaluation_job=lambda job, output: world.processing_job(
+            job, output, started=datetime.now(UTC) - timedelta(minutes=1)),
     )
     for need in needs(event, ports):
         if not need.present():

@@ -81,6 +81,8 @@ def test_the_view_is_the_same_on_both_sides(aws: Any, scenario: str) -> None:  #
     assert (local.failed_state.name if local.failed_state else None) == (
         moto_view.failed_state.name if moto_view.failed_state else None)
     if scenario == "retried":
+        # Throttling is caught (its name is SageMaker's generic one) and sent back through TrainApiError's
+        # wait: a second entry of Train, whose first attempt finds no capacity and is retried.
         train = moto_view.state("Train")
         # Throttled: caught, waited (TrainApiError, TrainBackoff, TrainWait) and entered again; then out of capacity
         # once (its Retry) and trained: the view shows the last entry.

@@ -975,7 +975,7 @@ SWEEP_DEFINITION: dict[str, Any] = {
                         "ResultSelector": {"status.$": "$.TrainingJobStatus",
                                            "model.$": "$.ModelArtifacts.S3ModelArtifacts"},
                         "ResultPath": "$.training",
-                        "Retry": [{"ErrorEquals": ["SageMaker.ThrottlingException"], "IntervalSeconds": 5,
+                        "Retry": [{"ErrorEquals": ["SageMaker.AmazonSageMakerException"], "IntervalSeconds": 5,
                                    "MaxAttempts": 2}],
                         "Catch": [
                             {"ErrorEquals": ["SageMaker.ResourceLimitExceededException"], "ResultPath": "$.error",

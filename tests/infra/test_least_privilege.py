@@ -10,6 +10,7 @@ import pytest
 # authorization reference. Each carries a comment in template.yaml saying so.
 STAR_EXCEPTIONS = {
     "ExperimentsListingHasNoResourceType": {"sagemaker:ListExperiments", "sagemaker:ListTrials"},
+    "ModelRegistryListingHasNoResourceType": {"sagemaker:ListModelPackages"},
     "LogDeliveryHasNoResourceType": {
         "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
         "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
@@ -118,6 +119,22 @@ def test_record_results_permissions(resources):
     assert set(lock["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
     experiments = statement(resources, fn, "ExperimentsWrite")
     assert all("${AWS::Region}:${AWS::AccountId}:experiment" in sub_text(r) for r in experiments["Resource"])
+
+
+def test_record_results_writes_only_the_pipelines_model_package_groups(resources):
+    """Groups named nyanops-* (naming.model_package_group_name) and their versions; nothing to delete."""
+    from nyanops.core import naming
+
+    registry = statement(resources, "RecordResultsFunction", "ModelRegistryWrite")
+    assert set(registry["Action"]) == {
+        "sagemaker:CreateModelPackageGroup", "sagemaker:DescribeModelPackageGroup", "sagemaker:CreateModelPackage",
+        "sagemaker:UpdateModelPackage",
+    }
+    prefix = naming.MODEL_PACKAGE_GROUP_PREFIX
+    assert {sub_text(r).rsplit(":", 1)[-1] for r in registry["Resource"]} == {
+        f"model-package-group/{prefix}*", f"model-package/{prefix}*/*"}
+    assert all("${AWS::Region}:${AWS::AccountId}:model-package" in sub_text(r) for r in registry["Resource"])
+    assert naming.model_package_group_name("Cats").startswith(prefix)
 
 
 @pytest.mark.parametrize("role", ["StateMachineRole", "SageMakerExecutionRole"])

@@ -120,3 +120,9 @@ def test_email_subscription_only_when_an_address_is_given(template, resources):
 
 def test_outputs(template):
     assert {"BucketName", "StateMachineArn", "ResultsTopicArn"} <= set(template["Outputs"])
+
+
+def test_the_model_registry_image_is_the_evaluations_image(template, resources):
+    """RecordResults registers the best model with the image its evaluation ran in (MODEL_IMAGE)."""
+    substitutions = resources["TrainingPipeline"]["Properties"]["DefinitionSubstitutions"]
+    assert function_environment(template, "RecordResultsFunction")["MODEL_IMAGE"] == substitutions["ProcessingImage"]

@@ -174,6 +174,7 @@ def test_evaluation_fails(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[
                   "States.TaskFailed: error: ValueError: model.tar.gz holds no model.pth")
     failed = [e for e in pipeline.executions.events(run.row.name) if e["type"] == "TaskFailed"]
     described = json.loads(failed[0]["detail"]["cause"])
+    assert described["FailureReason"] == "AlgorithmError: See job logs for more information"
     assert described["ExitMessage"].startswith("error: ValueError: model.tar.gz holds no model.pth")
     assert "ValueError: model.tar.gz holds no model.pth" in run.trial.error
     assert run.attempts == {"RegisterTrial": 1, "Train": 1, "Evaluate": 1, "RecordFailure": 1, "Summarize": 1,
@@ -226,7 +227,8 @@ def test_record_results_busy_once_is_retried(pipeline: LocalPipeline, tmp_path: 
     run = run_once(pipeline, tmp_path, sleeps, console)
     assert run.row.status == "SUCCEEDED" and run.states == SUCCESS_PATH
     assert run.attempts["RecordResults"] == 2 and run.sleeps == [2.0]
-    assert store.calls == ["complete", "complete"]
+    # the decision (busy, then done), then the model registry's hand-over in its own session of the lock
+    assert store.calls == ["complete", "complete", "complete"]
     assert run.trial.status == "Completed" and run.trial.is_best
     assert "RecordResults  ExperimentBusy; retry 1 in 2.0 s" in run.printed
     assert SUBJECT in run.printed

@@ -71,6 +71,7 @@ def test_jobs_settings_are_parsed() -> None:
 def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUCKET_NAME", "from-env-bucket")
     monkeypatch.setenv("EXPERIMENT_LOCK_TABLE", "locks")
+    monkeypatch.setenv("MODEL_IMAGE", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/pytorch:2.14-cpu")
     assert load_settings(RecordResultsSettings).lock_table == "locks"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from nyanops.core.experiments import ExperimentStore, TrialRecord
+from nyanops.core.model_registry import ModelRegistry
 from nyanops.core.ports import ObjectStore
 from nyanops.core.start_pipeline import UploadResult
 from nyanops.core.upload_events import Upload
@@ -69,6 +70,11 @@ class Backend(Protocol):
 
     @property
     def experiments(self) -> ExperimentStore: ...
+
+    @property
+    def model_registry(self) -> ModelRegistry:
+        """Each experiment's best models (SageMaker's Model Registry, or the local database's table)."""
+        ...
 
     @property
     def primary_metric(self) -> str: ...

@@ -27,6 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nyanops import report_data
+from nyanops.aws.model_registry import SageMakerModelRegistry
 from nyanops.aws.s3_store import S3ObjectStore
 from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 from nyanops.aws.step_functions import execution_arn
@@ -107,6 +108,11 @@ class AwsBackend:
     def experiments(self) -> SageMakerExperimentStore:
         # Reading needs no lock; writing trials is RecordResults' job, never the CLI's.
         return SageMakerExperimentStore(self.client("sagemaker"), lock=None)
+
+    @cached_property
+    def model_registry(self) -> SageMakerModelRegistry:
+        # Reading only: registering is RecordResults' job, never the CLI's (so no image is needed).
+        return SageMakerModelRegistry(self.client("sagemaker"))
 
     @property
     def primary_metric(self) -> str:

@@ -22,6 +22,7 @@ from nyanops.local import executions as ex
 from nyanops.local.bucket import LocalObjectStore
 from nyanops.local.experiment_store import SQLiteExperimentStore
 from nyanops.local.history import sfn_events
+from nyanops.local.model_registry import SQLiteModelRegistry
 from nyanops.local.progress import Progress
 from nyanops.local.project import STATE_MACHINE
 from nyanops.local.runner import LocalPipeline
@@ -49,6 +50,10 @@ class LocalBackend:
     @property
     def experiments(self) -> SQLiteExperimentStore:
         return self.pipeline.experiments
+
+    @property
+    def model_registry(self) -> SQLiteModelRegistry:
+        return self.pipeline.model_registry
 
     @property
     def primary_metric(self) -> str:

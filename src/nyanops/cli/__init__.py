@@ -1,9 +1,9 @@
 """nyanops: the cat-classifier training pipeline on one machine, and the same commands for a deployed stack.
 
 Local commands keep everything under --root (env NYANOPS_ROOT, default ./.nyanops; given before or after
-the command): bucket/ mirrors the S3 keys, nyanops.db holds trials and execution history, jobs/ the job
-working directories and logs. Commands that take --bucket (env NYANOPS_BUCKET) act on a deployed stack
-instead, with the standard AWS environment (profile, region, AWS_ENDPOINT_URL).
+the command): bucket/ mirrors the S3 keys, nyanops.db holds trials, the model registry and execution history,
+jobs/ the job working directories and logs. Commands that take --bucket (env NYANOPS_BUCKET) act on a deployed
+stack instead, with the standard AWS environment (profile, region, AWS_ENDPOINT_URL).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from nyanops.cli import code, datasets, demo, history, invoke, review, runs
+from nyanops.cli import code, datasets, demo, history, invoke, models, review, runs
 from nyanops.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, CliError, printable
 from nyanops.local.asl import DefinitionError
 from nyanops.local.capacity import InvalidSetting
@@ -23,7 +23,7 @@ from nyanops.local.project import ProjectNotFound
 from nyanops.local.runner import default_root
 from nyanops.local.storage_errors import storage_error
 
-COMMAND_GROUPS = (demo, datasets, runs, history, review, invoke, code)
+COMMAND_GROUPS = (demo, datasets, runs, history, review, models, invoke, code)
 ROOT_HELP = "local pipeline root (env NYANOPS_ROOT; default ./.nyanops)"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import traceback
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from nyanops.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, CliErro
 from nyanops.core import layout
 from nyanops.core.dataset_registry import WAITING
 from nyanops.event_fixtures import Ports, announced_datasets, event_buckets, map_bucket, needs
-from nyanops.local.integrations import LambdaContext
+from nyanops.local.integrations import LambdaContext, LocalProcessingJobs, record_processing_job
 from nyanops.local.project import project_root
 from nyanops.local.runner import FUNCTION_DIRS
 from nyanops.sam_template import TEMPLATE_FILE, FunctionSpec, functions, load_template
@@ -64,6 +65,20 @@ def read_event(path: Path) -> Any:
         raise CliError(f"event {printable(path)} is not JSON: {exc}") from None
 
 
+def record_finished_job(jobs_dir: Path, job: str, output_uri: str) -> None:
+    """The record a finished evaluation job leaves locally (what DescribeProcessingJob answers on AWS): it ran
+    the minute up to now, so the example evaluation.json written just before lies within its run."""
+    now = datetime.now(timezone.utc)
+    record_processing_job(jobs_dir, {
+        "ProcessingJobName": job,
+        "ProcessingJobStatus": "Completed",
+        "ProcessingStartTime": (now - timedelta(minutes=1)).isoformat(),
+        "ProcessingEndTime": now.isoformat(),
+        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "evaluation", "S3Output": {
+            "S3Uri": output_uri, "LocalPath": "/opt/ml/processing/evaluation", "S3UploadMode": "EndOfJob"}}]},
+    })
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     spec = find_function(args.function, template_functions())
     name = local_name(spec)
@@ -85,6 +100,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         push_code=lambda: print(f"  pushed ml_code as code/{push_code(backend)}"),
         quiet_seconds=watcher.deps.quiet_seconds,
         default_experiment=pipeline.settings.default_experiment,
+        evaluation_jobs=LocalProcessingJobs(pipeline.root / "jobs"),
+        record_evaluation_job=lambda job, output: record_finished_job(pipeline.root / "jobs", job, output),
     )
     missing = [n for n in needs(event, ports) if not n.present()]
     for need in missing:

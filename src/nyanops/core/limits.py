@@ -28,6 +28,15 @@ except the maxima botocore does not validate client-side):
 - Amazon S3 object keys: at most 1,024 bytes of UTF-8 ("Creating object key names").
 - Amazon SNS ``Publish``: ``Subject`` ASCII without line breaks or control characters, under 100
   characters; ``Message`` at most 256 KB (262,144 bytes of UTF-8).
+- SageMaker Model Registry (API reference and botocore's service model): ``CreateModelPackageGroup``
+  ``ModelPackageGroupName`` 1-63 characters, ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``;
+  ``ModelPackageDescription`` / ``ModelPackageGroupDescription`` / ``ApprovalDescription`` at most 1,024
+  characters; ``CreateModelPackage`` / ``UpdateModelPackage`` ``CustomerMetadataProperties``: 1-50 entries,
+  keys 1-128 and values 1-256 characters of ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`` (letters, separators,
+  numbers and ``_.:/=+-@``); ``InferenceSpecification.Containers[].Image`` at most 255 characters without
+  whitespace, ``ModelDataUrl`` at most 1,024 characters matching ``(https|s3)://([^/]+)/?(.*)``;
+  ``ModelApprovalStatus``: ``Approved`` | ``Rejected`` | ``PendingManualApproval``; ``ListModelPackages``
+  ``MaxResults`` at most 100.
 - AWS Lambda: synchronous invocation payloads (request and response) at most 6 MB; the functions'
   memory is ``MemorySize`` in ``template.yaml`` (512 MB): what a function reads is bounded below it.
 """
@@ -46,6 +55,20 @@ TRIAL_COMPONENT_ARTIFACTS_MAX = 60
 TRIAL_COMPONENT_ARTIFACT_VALUE_MAX = 2048
 EXPERIMENT_ENTITY_NAME_MAX = 120
 EXPERIMENT_ENTITY_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}"
+
+# -- SageMaker Model Registry ---------------------------------------------------------------------
+MODEL_PACKAGE_GROUP_NAME_MAX = 63
+MODEL_PACKAGE_GROUP_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+MODEL_PACKAGE_DESCRIPTION_MAX = 1024  # also ModelPackageGroupDescription and ApprovalDescription
+CUSTOMER_METADATA_PROPERTIES_MAX = 50
+CUSTOMER_METADATA_KEY_MAX = 128
+CUSTOMER_METADATA_VALUE_MAX = 256
+# Besides letters (\p{L}), separators (\p{Z}) and numbers (\p{N}): the characters a key or value may hold.
+CUSTOMER_METADATA_PUNCTUATION = "_.:/=+-@"
+MODEL_CONTAINER_IMAGE_MAX = 255
+MODEL_DATA_URL_MAX = 1024
+MODEL_DATA_URL_PATTERN = r"(https|s3)://([^/]+)/?(.*)"
+LIST_MODEL_PACKAGES_PAGE_MAX = 100
 
 # -- SageMaker jobs -------------------------------------------------------------------------------
 JOB_NAME_MAX = 63

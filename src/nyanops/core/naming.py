@@ -123,3 +123,27 @@ def experiment_key(name: str) -> str:
 
 def same_experiment(a: str, b: str) -> bool:
     return experiment_key(a) == experiment_key(b)
+
+
+# -- the model registry ----------------------------------------------------------------------------
+MODEL_PACKAGE_GROUP_RE = re.compile(limits.MODEL_PACKAGE_GROUP_NAME_PATTERN)
+# Every group the pipeline creates starts with this, so RecordResults' IAM policy can name them all
+# (``model-package-group/nyanops-*``) and no other group of the account.
+MODEL_PACKAGE_GROUP_PREFIX = "nyanops-"
+
+
+def model_package_group_name(experiment: str) -> str:
+    """The SageMaker model package group of an experiment: ``nyanops-<experiment key>``.
+
+    One group per experiment KEY (``Cats`` and ``cats`` share it). An experiment name may have 120
+    characters and a group name 63: a longer one keeps its first characters and ends with 10 hex of the
+    key's SHA-256, so two long names that share their beginning still get two groups.
+    """
+    key = experiment_key(experiment)
+    name = MODEL_PACKAGE_GROUP_PREFIX + key
+    if len(name) > limits.MODEL_PACKAGE_GROUP_NAME_MAX:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]
+        name = f"{name[: limits.MODEL_PACKAGE_GROUP_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
+    if not MODEL_PACKAGE_GROUP_RE.fullmatch(name):
+        raise ValueError(f"cannot derive a model package group name from experiment name {experiment!r}")
+    return name

@@ -21,6 +21,10 @@ The event is ``{"mode": ..., "run": <the state machine's state>, "execution_arn"
 
 The per-trial answers carry ``subject`` and ``message`` too (what decided, both figures on the same test set, why
 the flag moved or stayed); the run notifies once, with the summary.
+
+When the decision leaves the flag with this trial (it moved here, or a retry finds it here already), the trial's
+model is handed over in the model registry (``nyanops.core.model_registry``): registered Approved, the
+previously approved version Rejected; the answer's ``model_package`` says what was done.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from nyanops.core import best_model, console, layout, limits, naming, reuse, sweep_summary
+from nyanops.core import best_model, console, layout, limits, model_registry, naming, reuse, sweep_summary
 from nyanops.core.best_model import Decision, Rescored, Verdict
 from nyanops.core.evaluation_source import EvaluationRefused, read_job_evaluation
 from nyanops.core.experiments import MAX_ERROR, ExperimentStore, TrialResult, TrialStart
+from nyanops.core.model_registry import HandOver, ModelRegistry
 from nyanops.core.ports import ObjectStore, ProcessingJobs
 
 MODES = ("started", "succeeded", "champion", "failed", "summary")
@@ -52,6 +57,8 @@ class RecordResultsDeps:
     experiments: ExperimentStore
     jobs: ProcessingJobs
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    # The model registry the best model is handed over in; None: none (nothing is registered).
+    registry: ModelRegistry | None = None
 
 
 def record(event: dict[str, Any], deps: RecordResultsDeps) -> dict[str, Any]:
@@ -155,7 +162,7 @@ def _record_success(run: dict[str, Any], deps: RecordResultsDeps, links: Links) 
     decision = best_model.record_and_decide(
         deps.experiments, run["experiment"], run["trial"], _metric(run), _tolerance(run), result=result
     )
-    return _answer(run, result.metrics, decision, links)
+    return _answer(run, result.metrics, decision, links, _register_best(run, deps, decision))
 
 
 def _record_champion(run: dict[str, Any], deps: RecordResultsDeps, links: Links) -> dict[str, Any]:
@@ -178,7 +185,22 @@ def _record_champion(run: dict[str, Any], deps: RecordResultsDeps, links: Links)
         rescored=rescored, attempt=attempt,
     )
     metrics = next((t.metrics for t in deps.experiments.list_trials(run["experiment"]) if t.trial == run["trial"]), {})
-    return _answer(run, metrics, decision, links)
+    return _answer(run, metrics, decision, links, _register_best(run, deps, decision))
+
+
+def _register_best(run: dict[str, Any], deps: RecordResultsDeps, decision: Decision) -> HandOver | None:
+    """Hand the registry's approval over to this trial when the decision left the best flag with it.
+
+    Under the experiment's lock, and only while the trial still holds the flag: if another trial took it
+    meanwhile, that trial's own record hands over (in lock order, so the registry ends with the real best).
+    """
+    if deps.registry is None or not decision.final or not decision.is_best:
+        return None
+    with deps.experiments.decision(run["experiment"]) as session:
+        best = next((r for r in session.trials() if r.is_best), None)
+        if best is None or best.trial != run["trial"]:
+            return None
+        return model_registry.hand_over(deps.registry, model_registry.PackageSpec.of(best, _metric(run)))
 
 
 def rescore_request(run: dict[str, Any], decision: Decision) -> dict[str, Any]:
@@ -201,7 +223,10 @@ def rescore_request(run: dict[str, Any], decision: Decision) -> dict[str, Any]:
     }
 
 
-def _answer(run: dict[str, Any], metrics: dict[str, float], decision: Decision, links: Links) -> dict[str, Any]:
+def _answer(
+    run: dict[str, Any], metrics: dict[str, float], decision: Decision, links: Links,
+    registered: HandOver | None = None,
+) -> dict[str, Any]:
     metric = _metric(run)
     answer: dict[str, Any] = {
         "experiment": run["experiment"],
@@ -230,8 +255,11 @@ def _answer(run: dict[str, Any], metrics: dict[str, float], decision: Decision, 
         f"dataset {run['dataset']['id']}  comment: {run.get('comment', '')}",
         f"model: {run.get('results', {}).get('training', {}).get('model_artifacts', '')}",
         f"evaluation: {evaluation_location(run)}",
+        *([registered.text()] if registered else []),
         *links.lines(run),
     ]
+    if registered:
+        answer["model_package"] = registered.as_dict()
     answer["subject"] = limits.clip(
         f"nyanops: {run['experiment']} {metric} {value if value is not None else 0.0:.3f}{new_best}",
         limits.SNS_SUBJECT_MAX - 1, "...",

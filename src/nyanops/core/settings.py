@@ -96,6 +96,8 @@ class RecordResultsSettings(BaseModel):
 
     bucket: str = Field(min_length=3, alias="BUCKET_NAME")
     lock_table: str = Field(min_length=1, alias="EXPERIMENT_LOCK_TABLE")
+    # The image of the best models' packages in the Model Registry: the one the evaluation runs in.
+    model_image: str = Field(min_length=1, alias="MODEL_IMAGE")
 
 
 def load_settings(model: type[T], environ: Mapping[str, str] | None = None) -> T:

@@ -1,7 +1,8 @@
-"""The local SQLite database: trials (what SageMaker Experiments holds on AWS) and executions with
-their state-by-state history (what Step Functions shows). One file, WAL mode, so the CLI can read
-while a run writes, from any process, and each thread of a run (a Map state's iterations) has its own
-connection."""
+"""The local SQLite database: trials (what SageMaker Experiments holds on AWS), the model registry (SageMaker's
+Model Registry) and executions with their state-by-state history (what Step Functions shows). One file, WAL
+mode, so the CLI can read while a run writes, from any process, and each thread of a run (a Map state's
+iterations) has its own connection. Tables added since the first release are created when an older database
+is opened (``CREATE TABLE IF NOT EXISTS``), columns by ``_migrate``."""
 
 from __future__ import annotations
 
@@ -78,6 +79,26 @@ CREATE TABLE IF NOT EXISTS dataset_registry (
 CREATE TABLE IF NOT EXISTS dataset_objects_seen (
     key BLOB PRIMARY KEY,
     version TEXT NOT NULL
+);
+-- The model registry (nyanops.core.model_registry): each experiment's best models as versions numbered from 1
+-- per experiment key, what SageMaker's model package groups hold on AWS. One package per trial.
+CREATE TABLE IF NOT EXISTS model_packages (
+    experiment_key TEXT NOT NULL,
+    experiment TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    trial TEXT NOT NULL,
+    status TEXT NOT NULL,
+    description TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    metric TEXT NOT NULL DEFAULT '',
+    value REAL,
+    dataset_id TEXT NOT NULL DEFAULT '',
+    model_location TEXT NOT NULL DEFAULT '',
+    approval_description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    PRIMARY KEY (experiment_key, version),
+    UNIQUE (experiment_key, trial)
 );
 CREATE TABLE IF NOT EXISTS execution_events (
     execution TEXT NOT NULL REFERENCES executions(name),

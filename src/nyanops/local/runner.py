@@ -45,6 +45,7 @@ from nyanops.local.integrations import (
     function_arn,
     topic_arn,
 )
+from nyanops.local.model_registry import SQLiteModelRegistry
 from nyanops.local.progress import Progress
 from nyanops.local.project import FUNCTIONS, STATE_MACHINE, project_root
 
@@ -198,6 +199,7 @@ class LocalPipeline:
         self.store.directory.mkdir(exist_ok=True)
         self.db = connect(self.root / "nyanops.db")
         self.experiments = SQLiteExperimentStore(self.db)
+        self.model_registry = SQLiteModelRegistry(self.db)
         self.executions = ex.ExecutionStore(self.db)
         self.settings = local_settings()
         self._machine: StateMachine | None = None
@@ -225,7 +227,11 @@ class LocalPipeline:
                 StartPipelineDeps(self.store, self.executions, ConsoleNotifier(self.progress), self.settings)
             )
         elif name == "RecordResults":
-            module.set_deps(RecordResultsDeps(self.store, self.experiments, LocalProcessingJobs(self.root / "jobs")))
+            module.set_deps(
+                RecordResultsDeps(
+                    self.store, self.experiments, LocalProcessingJobs(self.root / "jobs"), registry=self.model_registry
+                )
+            )
         else:  # NoteDatasetUploads and SealDatasets: what `nyanops watch` notes and seals with
             module.set_deps(self.dataset_watcher.deps)
         return module
