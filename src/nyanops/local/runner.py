@@ -87,8 +87,6 @@ def local_settings() -> PipelineSettings:
             "PROCESSING_INSTANCE_TYPE": "ml.m5.xlarge",
             # No KMS locally: the job requests carry no KMS field.
             "KMS_KEY_ARN": "",
-            # The Map's MaxConcurrency: as many trials at once as this machine holds (the executor caps it too).
-            "SWEEP_MAX_CONCURRENCY": str(min(max_parallel_jobs(), limits.SWEEP_MAX_CONCURRENCY)),
         }
     )
 
@@ -201,7 +199,9 @@ class LocalPipeline:
         self.experiments = SQLiteExperimentStore(self.db)
         self.model_registry = SQLiteModelRegistry(self.db)
         self.executions = ex.ExecutionStore(self.db)
-        self.settings = local_settings()
+        # The Map's MaxConcurrency in the execution input is this pipeline's own cap (the executor applies it too).
+        cap = min(self.max_parallel_jobs or 1, limits.SWEEP_MAX_CONCURRENCY)
+        self.settings = local_settings().model_copy(update={"sweep_max_concurrency": cap})
         self._machine: StateMachine | None = None
         self._dataset_watcher: DatasetWatcher | None = None
         self._functions: dict[str, ModuleType] = {}
