@@ -247,7 +247,7 @@ FAILURE_REASON = "AlgorithmError: ExecuteUserScriptError: RuntimeError: CUDA out
 FAILED_TRAINING_CAUSE = json.dumps(training_job("Failed", FAILURE_REASON))
 REGISTERED = invoked({"trial": EXECUTION, "status": "InProgress", "reused_from": ""})
 RECORDED = invoked({"trial": EXECUTION, "macro_f1": 0.91, "best": True, "subject": "nyanops: cats trial succeeded",
-                    "message": f"{EXECUTION}: macro F1 0.910 (new best)"})
+                    "message": f"{EXECUTION}: macro F1 0.910 (new best)", "registry": ""})
 RECORDED_FAILED = invoked({"trial": EXECUTION, "subject": "nyanops: cats trial failed",
                            "message": f"{EXECUTION} failed: {FAILURE_REASON}"})
 PUBLISHED = {"MessageId": "5d8e8b0a-7e36-5a9c-9b1f-0123456789ab"}
@@ -293,7 +293,7 @@ RESCORE = {"champion": "m-old-0000000000000001", "attempt": 1, "job_name": CHAMP
                                                          "S3UploadMode": "EndOfJob"}}]}}
 RECORDED_PENDING = invoked({"trial": EXECUTION, "verdict": "rescore", "rescore": RESCORE})
 RECORDED_KEPT = invoked({"trial": EXECUTION, "verdict": "kept", "subject": "nyanops: cats macro_f1 0.950",
-                         "message": f"{EXECUTION}: best remains m-old-0000000000000001"})
+                         "message": f"{EXECUTION}: best remains m-old-0000000000000001", "registry": ""})
 
 
 def retrier(state: str) -> dict[str, Any]:
@@ -671,7 +671,7 @@ def test_success_path(aws: Any) -> None:
     summary = SUMMARIZED["Payload"]
     assert on_moto.output == {
         **RUN_INPUT,
-        "sweep": [{"trial": EXECUTION, "status": "Completed"}],  # each iteration's output is small
+        "sweep": [{"trial": EXECUTION, "status": "Completed", "registry": ""}],  # each iteration's output is small
         "summary": {k: summary[k] for k in ("subject", "message", "completed", "best_trial")},
     }
     # The trial's own results stay in its iteration.
@@ -690,7 +690,8 @@ def test_success_path(aws: Any) -> None:
     [summarize] = parameters_of(local, "Summarize")
     assert summarize["Payload"]["run"] == {
         "execution_name": EXECUTION, "experiment": "cats", "comment": "epochs 10", "primary_metric": "macro_f1",
-        "dataset_id": "2026-11-28T064300Z", "outcomes": [{"trial": EXECUTION, "status": "Completed"}]}
+        "dataset_id": "2026-11-28T064300Z", "outcomes": [{"trial": EXECUTION, "status": "Completed",
+                                                                      "registry": ""}]}
     # The key-bearing configs reach the jobs whole (both engines: the calls are compared above).
     [train] = parameters_of(local, "Train")
     assert train["OutputDataConfig"]["KmsKeyId"] == train["ResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY
@@ -1208,7 +1209,7 @@ def test_the_pipeline_map_runs_every_trial(aws: Any, local_cap: int | None) -> N
     on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(3)], "Notify": [PUBLISHED]},
                               machine=pipeline_sweep(0), ordered=False, max_parallel=local_cap)
     assert on_moto.status == "SUCCEEDED"
-    assert on_moto.output["sweep"] == [{"trial": t, "status": "Completed"} for t in SWEEP_NAMES]
+    assert on_moto.output["sweep"] == [{"trial": t, "status": "Completed", "registry": ""} for t in SWEEP_NAMES]
     assert ("MapStateStarted", 3) in on_moto.trace and ("MapStateStarted", 3) in local.trace
     [summarize] = parameters_of(local, "Summarize")
     assert summarize["Payload"]["run"]["outcomes"] == on_moto.output["sweep"]
@@ -1240,9 +1241,9 @@ def test_the_pipeline_map_one_failed_trial_does_not_stop_the_others(aws: Any) ->
     on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(2)], "Notify": [PUBLISHED]},
                               machine=pipeline_sweep(0), ordered=False)
     assert on_moto.status == "SUCCEEDED"
-    assert on_moto.output["sweep"] == [{"trial": SWEEP_NAMES[0], "status": "Completed"},
+    assert on_moto.output["sweep"] == [{"trial": SWEEP_NAMES[0], "status": "Completed", "registry": ""},
                                        {"trial": SWEEP_NAMES[1], "status": "Failed"},
-                                       {"trial": SWEEP_NAMES[2], "status": "Completed"}]
+                                       {"trial": SWEEP_NAMES[2], "status": "Completed", "registry": ""}]
     [failure] = parameters_of(local, f"RecordFailure/{SWEEP_NAMES[1]}")
     assert failure["Payload"]["run"]["trial"] == SWEEP_NAMES[1]
     assert failure["Payload"]["run"]["error"]["Error"] == "States.TaskFailed"

@@ -90,7 +90,8 @@ class FakeServices:
             return {"ProcessingJobName": parameters["ProcessingJobName"], "ProcessingJobStatus": "Completed"}
         if resource == "arn:aws:states:::lambda:invoke":
             mode = parameters["Payload"]["mode"]
-            payload: dict[str, Any] = {"mode": mode, "subject": f"nyanops: {mode}", "message": f"trial {mode}"}
+            payload: dict[str, Any] = {"mode": mode, "subject": f"nyanops: {mode}", "message": f"trial {mode}",
+                                       "registry": ""}
             if mode == "started":
                 payload["reused_from"] = self.reused_from
             if mode == "summary":
@@ -128,7 +129,7 @@ def test_success_path() -> None:
     assert result.status == "SUCCEEDED"
     assert result.states == SUCCESS
     output = result.output
-    assert output["sweep"] == [{"trial": "cats-run-1", "status": "Completed"}]
+    assert output["sweep"] == [{"trial": "cats-run-1", "status": "Completed", "registry": ""}]
     assert output["summary"] == {"subject": "nyanops: summary", "message": "trial summary", "completed": 1,
                                  "best_trial": ""}
     assert {k: v for k, v in output.items() if k not in ("sweep", "summary")} == RUN_INPUT
@@ -168,7 +169,7 @@ def test_success_path() -> None:
         "FunctionName": SUBSTITUTIONS["RecordResultsFunctionArn"],
         "Payload": {"mode": "summary", "execution_arn": arn, "run": {
             "execution_name": "run-1", "experiment": "cats", "comment": "", "primary_metric": "macro_f1",
-            "dataset_id": "d", "outcomes": [{"trial": "cats-run-1", "status": "Completed"}]}},
+            "dataset_id": "d", "outcomes": [{"trial": "cats-run-1", "status": "Completed", "registry": ""}]}},
     }
     assert by_state["Notify"] == {
         "TopicArn": SUBSTITUTIONS["ResultsTopicArn"],

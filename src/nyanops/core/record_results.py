@@ -260,6 +260,9 @@ def _answer(
     ]
     if registered:
         answer["model_package"] = registered.as_dict()
+    # What the model registry did, in one line ("" when nothing): the Map's iteration passes it on to the run's
+    # comparison, so the one notification says it.
+    answer["registry"] = limits.clip(registered.text(), sweep_summary.REGISTRY_LINE_MAX) if registered else ""
     answer["subject"] = limits.clip(
         f"nyanops: {run['experiment']} {metric} {value if value is not None else 0.0:.3f}{new_best}",
         limits.SNS_SUBJECT_MAX - 1, "...",
@@ -382,7 +385,8 @@ def _summarize(run: dict[str, Any], deps: RecordResultsDeps, links: Links) -> di
         dataset_id=str(run.get("dataset_id", "")),
         comment=str(run.get("comment", "")),
     )
-    lines = [*summary.lines, *links.lines(run)]
+    handed_over = [str(o["registry"]) for o in outcomes if o.get("registry")]
+    lines = [*summary.lines, *handed_over, *links.lines(run)]
     return {
         "experiment": experiment,
         "execution": run["execution_name"],

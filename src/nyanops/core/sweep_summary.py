@@ -24,6 +24,8 @@ REUSED = "Reused"
 FAILED = "Failed"
 NOT_RECORDED = "NotRecorded"
 ERROR_SHOWN = 300  # characters of a failed trial's cause in the summary (the record keeps it whole)
+# A trial's model-registry line as its Map iteration carries it to the comparison (kept short: 50 of them fit).
+REGISTRY_LINE_MAX = 300
 
 
 @dataclass(frozen=True)
