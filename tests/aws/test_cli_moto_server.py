@@ -327,7 +327,8 @@ def test_models_lists_the_registry_the_runs_handed_over(stack: Stack, capsys: py
     names = []
     for label, wrong in (("first", 2), ("second", 0), ("third", 1)):
         stack.fake.wrong = lambda request, wrong=wrong: wrong
-        code, out, err = cli(capsys, "run", str(stack.manifest(label)), "--wait")
+        # force: the same recipe three times is trained three times (otherwise the later ones reuse the first)
+        code, out, err = cli(capsys, "run", str(stack.manifest(label, force=True)), "--wait")
         assert code == 0, out + err
         names.append(started(out))
     first, second, _ = names
