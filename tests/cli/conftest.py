@@ -19,7 +19,7 @@ import pytest
 from nyanops.backends.local import LocalBackend
 from nyanops.cli import main
 from nyanops.code_bundle import build_bundle, push_bundle
-from nyanops.core.evaluation_report import build_evaluation_report
+from nyanops.core.evaluation_report import build_evaluation_report, metrics_from_confusion
 from nyanops.event_fixtures import write_example_images
 from nyanops.local.datasets import add_dataset
 
@@ -50,24 +50,38 @@ pathlib.Path(os.environ["SM_MODEL_DIR"], "model.pth").write_bytes(b"stub weights
 '''
 
 EVALUATION_PY = '''\
-import argparse, pathlib, shutil
+import argparse, json, os, pathlib
 p = argparse.ArgumentParser()
 for name in ("--model-dir", "--test-dir", "--output-dir"):
     p.add_argument(name)
 a, _ = p.parse_known_args()  # e.g. --expected-test-hash, which the real script checks
-shutil.copyfile(pathlib.Path(__file__).with_name("evaluation.json"), pathlib.Path(a.output_dir, "evaluation.json"))
+doc = json.loads(pathlib.Path(__file__).with_name("evaluation.json").read_text())
+# signed with the job's identity, as the real script signs it (RecordResults checks it)
+doc["job"] = {"execution": os.environ["NYANOPS_EXECUTION"], "processing_job": os.environ["NYANOPS_PROCESSING_JOB"]}
+pathlib.Path(a.output_dir, "evaluation.json").write_text(json.dumps(doc))
 '''
+# One bengal photo taken for a siamese: accuracy 0.75, macro F1 0.7333 (figures follow from the matrix).
+MATRIX = [[1, 1], [0, 2]]
+PREDICTIONS = [
+    {"path": "bengal/example-0.png", "true": "bengal", "predicted": "siamese", "confidence": 0.7},
+    {"path": "bengal/example-1.png", "true": "bengal", "predicted": "bengal", "confidence": 0.9},
+    {"path": "siamese/example-0.png", "true": "siamese", "predicted": "siamese", "confidence": 0.8},
+    {"path": "siamese/example-1.png", "true": "siamese", "predicted": "siamese", "confidence": 0.95},
+]
 
 
-def evaluation_doc(f1: float = 0.8) -> dict[str, Any]:
+def evaluation_doc() -> dict[str, Any]:
+    metrics, per_class = metrics_from_confusion(MATRIX)
     return build_evaluation_report(
         class_names=list(CLASSES),
-        metrics={k: f1 for k in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1")},
-        per_class={c: {"precision": f1, "recall": f1, "f1": f1, "support": 2} for c in CLASSES},
-        confusion_matrix=[[1, 1], [0, 2]],
-        misclassified=[{"path": "bengal/example-0.png", "true": "bengal", "predicted": "siamese", "confidence": 0.7}],
+        metrics=metrics,
+        per_class=dict(zip(CLASSES, per_class, strict=True)),
+        confusion_matrix=MATRIX,
+        misclassified=PREDICTIONS[:1],
+        predictions=PREDICTIONS,
         model_meta={"arch": "stub", "best_epoch": 2, "history": [], "hyperparameters": {}, "dataset_hash": None},
         created_at="2026-11-28T07:00:00Z",
+        job={"execution": "replaced", "processing_job": "by the stub evaluation.py"},
     )
 
 

@@ -79,7 +79,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     body = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
     path = Path(rerun.rerun_manifest_name(original.trial) + layout.MANIFEST_SUFFIX)
     upload = backend.upload(manifest_key_for(backend.store, path, body), body)
-    seed = manifest["hyperparameters"]["seed"]
+    seed = manifest["hyperparameters"].get("seed", "the code's default")
     print(printable(f"uploaded {upload.key} to {backend.where()}: trial {original.trial}'s dataset, code and "
                     f"hyperparameters (seed {seed}), force"))
     results = backend.start_pipeline(upload)

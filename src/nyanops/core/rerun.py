@@ -3,7 +3,8 @@ comparison of the two trials' figures. Pure functions.
 
 The manifest names the trial's dataset and code bundle (``code/<hash>``, not the newest push), sets every
 hyperparameter a manifest may set to the value the trial recorded (the values train.py resolved, seed
-included) and ``"force": true`` (train even though a completed trial has the same inputs). What a manifest
+included) and ``"force": true`` (train even though a completed trial has the same inputs). A value the record
+lacks resolves to the same default as in the original run, since the code bundle is the same. What a manifest
 cannot set (``num-gpus``, ``dry-run``, ``weights``) is left to the pipeline, as for the original run.
 """
 
@@ -41,10 +42,6 @@ def recorded_hyperparameters(record: TrialRecord) -> dict[str, Any]:
         if row.zero_means and value == 0:
             continue  # train.py's "take it from the data" (num-classes 0): what leaving it out means
         out[name] = value
-    if "seed" not in out:
-        raise NotRerunnable(
-            f"trial {record.trial} has no recorded seed (it predates seeded training), so it cannot be rerun exactly"
-        )
     return out
 
 
