@@ -46,12 +46,11 @@ def evaluation_doc(
     (and, unless ``predictions`` is false, every image's prediction as evaluation.py writes it)."""
     matrix = confusion(wrong, classes, support)
     metrics, per_class = metrics_from_confusion(matrix)
-    every = [
-        {"path": f"{classes[i]}/{i:03d}-{j:03d}-{k:03d}.jpg", "true": classes[i], "predicted": classes[j],
+    every = [  # photo m of class i, named whatever it was taken for; right ones first
+        {"path": f"{classes[i]}/{i:03d}-{m:03d}.jpg", "true": classes[i], "predicted": classes[j],
          "confidence": 0.9 if i == j else 0.75}
         for i, row in enumerate(matrix)
-        for j, count in enumerate(row)
-        for k in range(count)
+        for m, j in enumerate(sorted((j for j, count in enumerate(row) for _ in range(count)), key=lambda j: j != i))
     ]
     missed = [p for p in every if p["true"] != p["predicted"]]
     return build_evaluation_report(
