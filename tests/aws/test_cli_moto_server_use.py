@@ -60,14 +60,19 @@ def test_rerun_on_the_stack_refuses_a_failed_trial_and_vanished_code(stack: Stac
     stack.fake.fail_training = lambda request: None
     code, out, _ = cli(capsys, "run", str(stack.manifest("good")), "--wait")
     good = started(out)
+    stack.fake.fail_training = lambda request: "AlgorithmError: the rerun ran out of memory"
+    code, out, err = cli(capsys, "rerun", good)
+    assert code == 1 and "FAILED in Train" in out and "the rerun ran out of memory" in out
+    assert "nyanops: the rerun did not complete (Failed); nothing to compare" in err
+    stack.fake.fail_training = lambda request: None
     s3 = boto3.client("s3", region_name=REGION)
+    manifests = s3.list_object_versions(Bucket=BUCKET, Prefix="manifests/")["Versions"]
     bundle = next(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="code/")["Contents"]
                   if o["Key"].endswith(layout.CODE_BUNDLE))
     s3.delete_object(Bucket=BUCKET, Key=bundle)
     code, out, err = cli(capsys, "rerun", good)
     assert code == 2 and f"its code bundle {bundle.removesuffix('/' + layout.CODE_BUNDLE)} is gone from s3://" in err
-    assert "rerun-" not in json.dumps(s3.list_objects_v2(Bucket=BUCKET, Prefix="manifests/").get("Contents", []),
-                                      default=str)
+    assert s3.list_object_versions(Bucket=BUCKET, Prefix="manifests/")["Versions"] == manifests  # nothing uploaded
 
 
 class StandIn:

@@ -219,6 +219,12 @@ def test_rerun_refuses_what_it_cannot_repeat(local: Local) -> None:
     result = local.cli("rerun", good)
     assert result.code == 2 and f"its code bundle code/{local.code_hash} is gone from local root" in result.err
     bundle.with_name("moved").rename(bundle)
+    db = connect(local.root / "nyanops.db")
+    with db:
+        db.execute("UPDATE trials SET dataset_hash = ? WHERE trial = ?", ("0" * 64, good))
+    result = local.cli("rerun", good)
+    assert result.code == 2 and f"datasets/{DATASET} in local root {local.root} has other content (hash " in result.err
+    assert "than the trial trained on (000000000000)" in result.err
     marker = local.root / "bucket" / layout.dataset_marker_key(DATASET)
     marker.unlink()
     result = local.cli("rerun", good)
