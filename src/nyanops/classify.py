@@ -136,30 +136,30 @@ class Classifier:
         results: list[Prediction | Failure] = []
         chunk = self.batch_size * CHUNK_BATCHES
         for start in range(0, len(photos), chunk):
-            decoded: list[tuple[Photo, Any]] = []
-            order: list[Prediction | Failure | Photo] = []
-            for photo in photos[start : start + chunk]:
+            batch = photos[start : start + chunk]
+            slots: list[Prediction | Failure | None] = [None] * len(batch)
+            images, decoded = [], []
+            for n, photo in enumerate(batch):
                 try:
-                    decoded.append((photo, self.predictor.decode([photo.path])[0]))
-                    order.append(photo)
+                    images.append(self.predictor.decode([photo.path])[0])
+                    decoded.append(n)
                 except self._input_error as exc:
-                    order.append(Failure(photo.path, _without_path(str(exc), photo.path)))
-            if decoded:
-                images = torch.stack([image for _, image in decoded])
-                probabilities = self.predictor.predict(images, self.batch_size)
-                k = min(top, probabilities.shape[1])
-                values, indices = probabilities.topk(k, dim=1)
-                scored = {
-                    photo.path: Prediction(
-                        photo.path,
-                        [(self.class_names[int(i)], float(v)) for v, i in zip(values[n], indices[n], strict=True)],
-                    )
-                    for n, (photo, _) in enumerate(decoded)
-                }
-                results += [scored[item.path] if isinstance(item, Photo) else item for item in order]
-            else:
-                results += [item for item in order if not isinstance(item, Photo)]
+                    slots[n] = Failure(photo.path, _without_path(str(exc), photo.path))
+            if images:
+                probabilities = self.predictor.predict(torch.stack(images), self.batch_size)
+                for row, n in zip(probabilities, decoded, strict=True):
+                    slots[n] = Prediction(batch[n].path, self._top(row, top))
+            results += [slot for slot in slots if slot is not None]
         return results
+
+    def _top(self, row: Any, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most likely classes; the first is the one evaluation.py predicts (``max``: on a tie, the
+        first class), the others in decreasing probability."""
+        confidence, predicted = row.max(dim=0)
+        first = int(predicted)
+        values, indices = row.topk(min(k + 1, row.shape[0]))
+        others = [(int(i), float(v)) for v, i in zip(values, indices, strict=True) if int(i) != first]
+        return [(self.class_names[first], float(confidence))] + [(self.class_names[i], v) for i, v in others[: k - 1]]
 
 
 def evaluation_batch_size() -> int:
