@@ -71,3 +71,14 @@ def test_loading_code_from_a_bundle_replaces_modules_loaded_from_elsewhere(tmp_p
     finally:
         assert Path(classify.load_inference(ML_CODE).__file__).parent == ML_CODE.resolve()
         sys.path.remove(str(copy.resolve()))
+
+
+def test_the_first_class_is_evaluations_choice_even_on_a_tie() -> None:
+    classifier = classify.Classifier.__new__(classify.Classifier)
+    classifier.class_names = ["a", "b", "c"]
+    row = torch.tensor([0.25, 0.375, 0.375])
+    _, predicted = row.unsqueeze(0).max(dim=1)  # what evaluation.py does with a batch of probabilities
+    top = classifier._top(row, 3)
+    assert top[0] == (classifier.class_names[int(predicted)], 0.375) and [n for n, _ in top] == ["b", "c", "a"]
+    assert classifier._top(row, 1) == [top[0]] and classifier._top(torch.tensor([0.1, 0.9, 0.0]), 2) == [
+        ("b", pytest.approx(0.9)), ("a", pytest.approx(0.1))]
