@@ -4,7 +4,9 @@ Inputs: --model-dir (default /opt/ml/processing/model) holding model.tar.gz or t
 model.pth + model_meta.json written by train.py; --test-dir (default /opt/ml/processing/test), an
 ImageFolder root ``<class>/<image>`` with exactly the model's classes. Output in --output-dir (default
 /opt/ml/processing/evaluation): ``evaluation.json`` (schema in evaluation_report.py),
-``confusion_matrix.png`` and ``misclassified.json`` (the same list as in evaluation.json).
+``confusion_matrix.png`` and ``misclassified.json`` (the same list as in evaluation.json). evaluation.json
+lists every test image's prediction (``predictions``: path, true and predicted class, confidence), which
+``nyanops predict`` reproduces for the same photos.
 
 The model is loaded and scored by inference.py (rebuilt from model_meta.json and model.pth alone: no
 pretrained weights, no network; the same views as in training). Progress lines (job_progress.py) report
@@ -92,12 +94,12 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: S
     }
 
 
-def list_misclassified(paths, y_true, y_pred, confidence, class_names) -> list[dict]:
-    """Every wrong prediction: path relative to the test dir, true / predicted class, its probability."""
+def list_predictions(paths, y_true, y_pred, confidence, class_names) -> list[dict]:
+    """Every test image in scoring order: path relative to the test dir, true / predicted class, the
+    predicted class's probability (6 decimals: what ``nyanops predict`` prints for the same photo)."""
     return [
         {"path": path, "true": class_names[t], "predicted": class_names[p], "confidence": round(float(c), 6)}
         for path, t, p, c in zip(paths, y_true, y_pred, confidence, strict=True)
-        if t != p
     ]
 
 
@@ -148,7 +150,8 @@ def run(args: argparse.Namespace) -> dict:
 
     scores = compute_metrics(y_true, y_pred, class_names)
     os.makedirs(args.output_dir, exist_ok=True)
-    misclassified = list_misclassified(test_set.paths, y_true, y_pred, confidence.tolist(), class_names)
+    predictions = list_predictions(test_set.paths, y_true, y_pred, confidence.tolist(), class_names)
+    misclassified = [p for p in predictions if p["true"] != p["predicted"]]
     render_confusion_matrix(
         scores["confusion_matrix"],
         class_names,
@@ -161,6 +164,7 @@ def run(args: argparse.Namespace) -> dict:
         per_class=scores["per_class"],
         confusion_matrix=scores["confusion_matrix"],
         misclassified=misclassified,
+        predictions=predictions,
         model_meta=meta,
         extra_artifacts={"misclassified_json": MISCLASSIFIED_JSON},
         test_dataset_hash="sha256:" + test_set.content_hash,

@@ -40,17 +40,19 @@ def evaluation_doc(
     job: dict[str, str] | None = None,
     dataset_hash: str | None = None,
     hyperparameters: dict[str, Any] | None = None,
+    predictions: bool = True,
 ) -> dict[str, Any]:
-    """A schema-v1 report of ``len(classes) * support`` test images with ``wrong`` of them misclassified."""
+    """A schema-v1 report of ``len(classes) * support`` test images with ``wrong`` of them misclassified
+    (and, unless ``predictions`` is false, every image's prediction as evaluation.py writes it)."""
     matrix = confusion(wrong, classes, support)
     metrics, per_class = metrics_from_confusion(matrix)
-    missed = [
-        {"path": f"{classes[i]}/{i:03d}-{k:03d}.jpg", "true": classes[i], "predicted": classes[j], "confidence": 0.75}
+    every = [  # photo m of class i, named whatever it was taken for; right ones first
+        {"path": f"{classes[i]}/{i:03d}-{m:03d}.jpg", "true": classes[i], "predicted": classes[j],
+         "confidence": 0.9 if i == j else 0.75}
         for i, row in enumerate(matrix)
-        for j, count in enumerate(row)
-        if i != j
-        for k in range(count)
+        for m, j in enumerate(sorted((j for j, count in enumerate(row) for _ in range(count)), key=lambda j: j != i))
     ]
+    missed = [p for p in every if p["true"] != p["predicted"]]
     return build_evaluation_report(
         class_names=classes,
         metrics=metrics,
@@ -64,6 +66,7 @@ def evaluation_doc(
                     "dataset_hash": dataset_hash},
         created_at="2026-11-28T07:00:00Z",
         job=job,
+        predictions=every if predictions else None,
     )
 
 

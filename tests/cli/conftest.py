@@ -55,25 +55,33 @@ p = argparse.ArgumentParser()
 for name in ("--model-dir", "--test-dir", "--output-dir"):
     p.add_argument(name)
 a, _ = p.parse_known_args()  # e.g. --expected-test-hash, which the real script checks
-# The report prepared with the test, signed with the identity the state machine gives the job.
 doc = json.loads(pathlib.Path(__file__).with_name("evaluation.json").read_text())
+# signed with the job's identity, as the real script signs it (RecordResults checks it)
 doc["job"] = {"execution": os.environ["NYANOPS_EXECUTION"], "processing_job": os.environ["NYANOPS_PROCESSING_JOB"]}
 pathlib.Path(a.output_dir, "evaluation.json").write_text(json.dumps(doc))
 '''
+# One bengal photo taken for a siamese: accuracy 0.75, macro F1 0.7333 (figures follow from the matrix).
+MATRIX = [[1, 1], [0, 2]]
+PREDICTIONS = [
+    {"path": "bengal/example-0.png", "true": "bengal", "predicted": "siamese", "confidence": 0.7},
+    {"path": "bengal/example-1.png", "true": "bengal", "predicted": "bengal", "confidence": 0.9},
+    {"path": "siamese/example-0.png", "true": "siamese", "predicted": "siamese", "confidence": 0.8},
+    {"path": "siamese/example-1.png", "true": "siamese", "predicted": "siamese", "confidence": 0.95},
+]
 
 
 def evaluation_doc() -> dict[str, Any]:
-    """The stub evaluation's report: of the two test images per class, one bengal taken for a siamese."""
-    matrix = [[1, 1], [0, 2]]
-    metrics, per_class = metrics_from_confusion(matrix)
+    metrics, per_class = metrics_from_confusion(MATRIX)
     return build_evaluation_report(
         class_names=list(CLASSES),
         metrics=metrics,
-        per_class={c: per_class[i] for i, c in enumerate(CLASSES)},
-        confusion_matrix=matrix,
-        misclassified=[{"path": "bengal/example-0.png", "true": "bengal", "predicted": "siamese", "confidence": 0.7}],
+        per_class=dict(zip(CLASSES, per_class, strict=True)),
+        confusion_matrix=MATRIX,
+        misclassified=PREDICTIONS[:1],
+        predictions=PREDICTIONS,
         model_meta={"arch": "stub", "best_epoch": 2, "history": [], "hyperparameters": {}, "dataset_hash": None},
         created_at="2026-11-28T07:00:00Z",
+        job={"execution": "replaced", "processing_job": "by the stub evaluation.py"},
     )
 
 

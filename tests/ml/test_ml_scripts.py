@@ -199,6 +199,10 @@ def test_one_epoch_smoke_then_evaluate_round_trip(cats_sample, tmp_path, capsys)
     assert json.loads((out_dir / "misclassified.json").read_text()) == report["misclassified"]
     for item in report["misclassified"]:
         assert (cats_sample / "test" / item["path"]).exists() and item["path"].split("/")[0] == item["true"]
+    # every test image's prediction, in the order scored (class folders, then file names)
+    paths = [p["path"] for p in report["predictions"]]
+    assert paths == [f"{c}/{f.name}" for c in meta["class_names"] for f in sorted((cats_sample / "test" / c).iterdir())]
+    assert [p for p in report["predictions"] if p["true"] != p["predicted"]] == report["misclassified"]
 
 
 def dry_run_model(image_splits, tmp_path):

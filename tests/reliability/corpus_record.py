@@ -374,6 +374,27 @@ def _(side: Side) -> None:
                        "misclassified: lists 0 images, the confusion matrix 1")
 
 
+@case("evaluation-predictions-mismatch", "every prediction listed, one of them wrong where the matrix says right",
+      "trial Failed: predictions do not give the confusion matrix", FORGED)
+def _(side: Side) -> None:
+    def body(run: dict[str, Any]) -> dict[str, Any]:
+        doc = good_doc(run, 0)
+        doc["predictions"][0]["predicted"] = "siamese"
+        return doc
+    forgery_fails_with(side, body, "predictions: 1 images of 'bengal' predicted as 'bengal', "
+                       "confusion_matrix.matrix[0][0] is 2: the matrix does not come from these predictions")
+
+
+@case("evaluation-predictions-other-class", "a prediction naming a class the dataset does not have",
+      "trial Failed: predictions[i].predicted not in class_names", FORGED)
+def _(side: Side) -> None:
+    forgery_fails_with(side, lambda run: mutate(good_doc(run, 0), ("predictions",),
+                                                [*good_doc(run, 0)["predictions"][:-1],
+                                                 {"path": "siamese/x.jpg", "true": "siamese", "predicted": "sphynx",
+                                                  "confidence": 0.9}]),
+                       "predictions[3].predicted: 'sphynx' is not in class_names")
+
+
 # -- concurrency of records --------------------------------------------------------------------------------
 @case("record-retried", "RecordResults of one trial delivered twice (a Lambda retry after success)",
       "one best, the same decision, the same figures", "RecordResults: decision in the experiment lock")

@@ -214,7 +214,7 @@ def test_the_smallest_valid_reports() -> None:
     doc = evaluation_doc(wrong=0, support=1)
     doc["confusion_matrix"]["matrix"] = [[1, 0], [0, 0]]
     metrics, per_class = er.metrics_from_confusion([[1, 0], [0, 0]])
-    doc.update(num_images=1, metrics=metrics)
+    doc.update(num_images=1, metrics=metrics, predictions=doc["predictions"][:1])  # the bengal image
     doc["per_class"] = {c: per_class[i] for i, c in enumerate(CLASSES)}
     doc["model"]["best_epoch"] = 0
     er.validate_evaluation_report(doc)
@@ -250,6 +250,98 @@ def test_a_valid_report_is_returned_unchanged() -> None:
     doc = evaluation_doc(wrong=1)
     before = copy.deepcopy(doc)
     assert er.validate_evaluation_report(doc) is doc and doc == before
+
+
+# -- predictions: every test image, consistent with the matrix ------------------------------------
+
+
+def test_a_report_with_every_prediction_is_valid_and_one_without_too() -> None:
+    doc = evaluation_doc(wrong=3, support=4)
+    assert len(doc["predictions"]) == 8 and sum(p["true"] != p["predicted"] for p in doc["predictions"]) == 3
+    er.validate_evaluation_report(doc)
+    assert "predictions" not in er.validate_evaluation_report(evaluation_doc(wrong=1, predictions=False))
+
+
+def _wrong_one(doc: dict[str, Any]) -> int:
+    return next(i for i, p in enumerate(doc["predictions"]) if p["true"] != p["predicted"])
+
+
+def _right_one(doc: dict[str, Any], true: str = "siamese") -> int:
+    return next(i for i, p in enumerate(doc["predictions"]) if p["true"] == p["predicted"] == true)
+
+
+def test_predictions_that_do_not_give_the_matrix_are_refused() -> None:
+    doc = evaluation_doc(wrong=1)
+    doc["predictions"][_right_one(doc)]["predicted"] = "bengal"  # one more error than the matrix has
+    problem = refused(doc)
+    assert problem.path == "predictions"
+    assert "predicted as 'bengal', confusion_matrix.matrix[1][0] is 0: the matrix does not come from" in problem.problem
+
+
+def test_predictions_with_another_count_per_class_are_refused() -> None:
+    doc = evaluation_doc(wrong=0)
+    moved = doc["predictions"][_right_one(doc)]
+    moved.update(true="bengal", predicted="bengal", path="bengal/moved.jpg")
+    assert str(refused(doc)) == "predictions: lists 3 images of class 'bengal', per_class.bengal.support is 2"
+
+
+def test_predictions_must_list_every_image_once() -> None:
+    doc = evaluation_doc(wrong=0)
+    doc["predictions"].pop()
+    assert str(refused(doc)) == "predictions: lists 3 images, num_images is 4"
+    doc = evaluation_doc(wrong=0)
+    doc["predictions"][1]["path"] = doc["predictions"][0]["path"]
+    assert refused(doc).path == "predictions[1].path" and "listed twice" in str(refused(doc))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("true", "sphynx", "predictions[0].true: 'sphynx' is not in class_names"),
+        ("predicted", "sphynx", "predictions[0].predicted: 'sphynx' is not in class_names"),
+        ("confidence", 1.5, "predictions[0].confidence: must be in [0, 1], got 1.5"),
+        ("confidence", 0.4, "predictions[0].confidence: 0.4 is below 1/2: the predicted class has the largest"),
+        ("path", "siamese/x.jpg", "predictions[0].path: 'siamese/x.jpg' is not in the folder of its true class"),
+        ("path", 3, "predictions[0].path: must be a string, got int"),
+    ],
+)
+def test_a_prediction_that_is_not_one_is_refused(field: str, value: Any, problem: str) -> None:
+    doc = evaluation_doc(wrong=1)
+    doc["predictions"][0][field] = value
+    assert str(refused(doc)).startswith(problem)
+
+
+def test_the_smallest_confidence_is_one_over_the_number_of_classes() -> None:
+    classes = ("a", "b", "c")
+    doc = evaluation_doc(wrong=0, classes=classes, support=1)
+    doc["predictions"][0]["confidence"] = round(1 / 3, 6)  # three classes tied, rounded down as written
+    er.validate_evaluation_report(doc)
+
+
+def test_misclassified_must_be_the_wrong_predictions() -> None:
+    doc = evaluation_doc(wrong=1)
+    doc["misclassified"][0]["confidence"] = 0.5
+    assert str(refused(doc)).startswith("misclassified[0]: ") and "differs from its entry in predictions" in str(
+        refused(doc))
+    doc = evaluation_doc(wrong=1)
+    doc["misclassified"][0]["path"] = "bengal/elsewhere.jpg"
+    assert str(refused(doc)) == "misclassified[0].path: 'bengal/elsewhere.jpg' is not in predictions"
+    doc = evaluation_doc(wrong=2, support=2)
+    doc["misclassified"][1] = dict(doc["misclassified"][0])
+    assert refused(doc).path == "misclassified[1].path" and "listed twice" in str(refused(doc))
+
+
+def test_predictions_of_a_thousand_classes_stay_small() -> None:
+    """1,000 classes x 20 test images: about 100 bytes an image, far below the evaluation limit."""
+    import json
+
+    from nyanops.core import limits
+
+    classes = tuple(f"class-{i:04d}" for i in range(1000))
+    doc = evaluation_doc(wrong=500, classes=classes, support=20)
+    er.validate_evaluation_report(doc)
+    per_image = len(json.dumps(doc["predictions"])) / doc["num_images"]
+    assert per_image < 120 and len(json.dumps(doc)) < limits.EVALUATION_MAX_BYTES / 2
 
 
 # -- the dataset and the job ----------------------------------------------------------------------

@@ -138,6 +138,15 @@ class Backend(Protocol):
 
     def plan_cleanup(self, experiment: str | None, runs: bool) -> CleanupPlan: ...
 
+    # -- using trials (predict, rerun) --------------------------------------------------------------------
+    def default_experiment(self) -> str | None:
+        """The experiment a command means when none is named (locally the settings' default; on AWS none)."""
+        ...
+
+    def cache_dir(self) -> Path:
+        """Where downloaded models and unpacked code bundles are kept between commands."""
+        ...
+
 
 def add_aws_arguments(parser: argparse.ArgumentParser, state_machine: bool = True) -> None:
     """``--bucket`` / ``--profile`` / ``--region`` (and ``--state-machine-arn`` unless the command needs no

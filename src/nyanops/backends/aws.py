@@ -53,6 +53,7 @@ from nyanops.execution_view import (
     readable_cause,
 )
 from nyanops.report import ExperimentReport
+from nyanops.sample_photos import default_cache_dir
 from nyanops.terminal import printable
 
 STACK_TAG = "aws:cloudformation:stack-name"
@@ -470,6 +471,13 @@ class AwsBackend:
             return text
 
         return CleanupPlan(description, run)
+
+    # -- using trials (predict, rerun) ---------------------------------------------------------------------
+    def default_experiment(self) -> str | None:
+        return None  # the stack's default experiment is a template parameter the CLI does not read
+
+    def cache_dir(self) -> Path:
+        return default_cache_dir() / "predict"  # NYANOPS_CACHE_DIR, else the user's cache folder
 
 
 def naming_ok(name: str) -> bool:

@@ -192,6 +192,13 @@ class LocalBackend:
 
         return CleanupPlan("\n".join(printable(line) for line in lines), run)
 
+    # -- using trials (predict, rerun) --------------------------------------------------------------------
+    def default_experiment(self) -> str | None:
+        return self.pipeline.settings.default_experiment
+
+    def cache_dir(self) -> Path:
+        return self.pipeline.root / "cache" / "predict"
+
 
 # -- helpers shared with the local-only commands (demo, dataset add, watch) -------------------------------
 def summary(r: ex.ExecutionRow) -> ExecutionSummary:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from nyanops.cli import code, datasets, demo, history, invoke, models, review, runs
+from nyanops.cli import code, datasets, demo, history, invoke, models, predict, rerun, review, runs
 from nyanops.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, CliError, printable
 from nyanops.local.asl import DefinitionError
 from nyanops.local.capacity import InvalidSetting
@@ -23,7 +23,7 @@ from nyanops.local.project import ProjectNotFound
 from nyanops.local.runner import default_root
 from nyanops.local.storage_errors import storage_error
 
-COMMAND_GROUPS = (demo, datasets, runs, history, review, models, invoke, code)
+COMMAND_GROUPS = (demo, datasets, runs, rerun, history, review, predict, models, invoke, code)
 ROOT_HELP = "local pipeline root (env NYANOPS_ROOT; default ./.nyanops)"
 
 

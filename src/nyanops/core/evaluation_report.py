@@ -21,6 +21,14 @@ Fields (all required unless marked optional):
 ``misclassified``   list of {``path``: str (relative to the test folder, ``<class>/<file>``),
                     ``true``: str, ``predicted``: str (both in ``class_names``, different),
                     ``confidence``: float in [0, 1] (softmax probability of ``predicted``)}.
+``predictions``     optional, list of {``path``, ``true``, ``predicted``, ``confidence``} as in ``misclassified``,
+                    one per test image (right or wrong), in the order the images were scored; ``path``s unique,
+                    each under its true class's folder (``<true>/...``); ``confidence`` is at least
+                    1 / len(``class_names``) (the largest of the class probabilities). About 100 bytes an
+                    image, no per-class probabilities: 50,000 test images of 1,000 classes stay near 5 MB.
+                    When present it must agree with everything else: one entry per image (``num_images``), the
+                    confusion matrix recounted from it equals ``confusion_matrix.matrix`` (so each class's
+                    images equal its ``support``), and ``misclassified`` is exactly its wrong entries.
 ``num_images``      int >= 1, images evaluated.
 ``model``           {``arch``: str, ``best_epoch``: int >= 0 (1-based epoch whose weights were kept; 0 if
                     unknown), ``history``: list of per-epoch dicts as written by train.py ({epoch,
@@ -187,6 +195,9 @@ def validate_evaluation_report(doc: dict[str, Any]) -> dict[str, Any]:
     if wrong != len(missed):
         raise EvaluationReportError("misclassified", f"lists {len(missed)} images, the confusion matrix {wrong}")
 
+    if "predictions" in doc:
+        _check_predictions(doc, labels, matrix, missed)
+
     model = _require(doc, "model", dict, "")
     _require(model, "arch", str, "model")
     best_epoch = _require(model, "best_epoch", int, "model")
@@ -214,6 +225,69 @@ def validate_evaluation_report(doc: dict[str, Any]) -> dict[str, Any]:
         for key in ("execution", "processing_job"):
             _require(job, key, str, "job")
     return doc
+
+
+def _check_predictions(
+    doc: Mapping[str, Any], labels: Sequence[str], matrix: Sequence[Sequence[int]], missed: Sequence[Mapping[str, Any]]
+) -> None:
+    """``predictions``: one valid entry per image that recounts to the confusion matrix and lists the same wrong
+    images as ``misclassified`` (see the module docstring)."""
+    predictions = _require(doc, "predictions", list, "")
+    index = {name: i for i, name in enumerate(labels)}
+    floor = 1.0 / len(labels) - METRIC_TOLERANCE
+    counted = [[0] * len(labels) for _ in labels]
+    by_path: dict[str, Mapping[str, Any]] = {}
+    for i, item in enumerate(predictions):
+        field = f"predictions[{i}]"
+        path = _require(item, "path", str, field)
+        true = _require(item, "true", str, field)
+        predicted = _require(item, "predicted", str, field)
+        for key, value in (("true", true), ("predicted", predicted)):
+            if value not in index:
+                raise EvaluationReportError(f"{field}.{key}", f"{value!r} is not in class_names")
+        confidence = _unit(_require(item, "confidence", float, field), f"{field}.confidence")
+        if confidence < floor:
+            raise EvaluationReportError(
+                f"{field}.confidence",
+                f"{confidence} is below 1/{len(labels)}: the predicted class has the largest probability",
+            )
+        if path.split("/", 1)[0] != true:
+            raise EvaluationReportError(f"{field}.path", f"{path!r} is not in the folder of its true class {true!r}")
+        if path in by_path:
+            raise EvaluationReportError(f"{field}.path", f"{path!r} is listed twice")
+        by_path[path] = item
+        counted[index[true]][index[predicted]] += 1
+    n_images = doc["num_images"]
+    if len(predictions) != n_images:
+        raise EvaluationReportError("predictions", f"lists {len(predictions)} images, num_images is {n_images}")
+    for i, name in enumerate(labels):
+        support = doc["per_class"][name]["support"]
+        if sum(counted[i]) != support:
+            listed_here = sum(counted[i])
+            raise EvaluationReportError(
+                "predictions", f"lists {listed_here} images of class {name!r}, per_class.{name}.support is {support}"
+            )
+        if counted[i] == list(matrix[i]):
+            continue
+        for j, other in enumerate(labels):
+            if counted[i][j] != matrix[i][j]:
+                raise EvaluationReportError(
+                    "predictions",
+                    f"{counted[i][j]} images of {name!r} predicted as {other!r}, confusion_matrix.matrix[{i}][{j}] "
+                    f"is {matrix[i][j]}: the matrix does not come from these predictions",
+                )
+    # Each wrong image once, as predicted: with the counts checked above, the two lists hold the same images.
+    listed: set[str] = set()
+    for i, item in enumerate(missed):
+        path, prediction = item["path"], by_path.get(item["path"])
+        if path in listed:
+            raise EvaluationReportError(f"misclassified[{i}].path", f"{path!r} is listed twice")
+        listed.add(path)
+        if prediction is None:
+            raise EvaluationReportError(f"misclassified[{i}].path", f"{path!r} is not in predictions")
+        same = prediction["true"] == item["true"] and prediction["predicted"] == item["predicted"]
+        if not same or abs(prediction["confidence"] - item["confidence"]) > METRIC_TOLERANCE:
+            raise EvaluationReportError(f"misclassified[{i}]", f"{path!r} differs from its entry in predictions")
 
 
 def metrics_from_confusion(matrix: Sequence[Sequence[int]]) -> tuple[dict[str, float], list[dict[str, float]]]:
@@ -323,6 +397,7 @@ def build_evaluation_report(
     test_dataset_hash: str | None = None,
     timings: Mapping[str, float] | None = None,
     job: Mapping[str, str] | None = None,
+    predictions: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Assemble a schema-v1 report from plain values (numbers converted to int / float) and validate it.
 
@@ -374,6 +449,16 @@ def build_evaluation_report(
         "model": model,
         "artifacts": {"confusion_matrix_png": confusion_matrix_png, **dict(extra_artifacts or {})},
     }
+    if predictions is not None:
+        doc["predictions"] = [
+            {
+                "path": str(p["path"]),
+                "true": str(p["true"]),
+                "predicted": str(p["predicted"]),
+                "confidence": float(p["confidence"]),
+            }
+            for p in predictions
+        ]
     if test_dataset_hash is not None:
         doc["test_dataset_hash"] = test_dataset_hash
     if timings is not None:

@@ -11,8 +11,9 @@ at ``runs/<execution>/evaluation/evaluation.json`` and take the best flag. Guard
 3. the object's LastModified lies within that job's run (start to end, give or take
    ``CLOCK_SLACK``): a file written before the job started or after it ended is not the job's;
 4. the report names that execution and job (``job``: the identity the state machine put in the job's
-   environment), follows the schema, has figures that its confusion matrix gives, and is about this
-   dataset's test split (its classes, each class's number of test images);
+   environment), follows the schema, has figures that its confusion matrix gives (and per-photo
+   ``predictions``, when listed, that recount to that matrix), and is about this dataset's test split (its
+   classes, each class's number of test images);
 5. it is at most ``limits.EVALUATION_MAX_BYTES`` (checked from the object's size before reading).
 
 Any failure is an ``EvaluationRefused`` naming the cause; the run's trial then fails with it.
