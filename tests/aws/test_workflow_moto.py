@@ -72,7 +72,8 @@ def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: Fa
     assert fake.request_errors == []
     assert [op for op, _ in fake.requests] == ["CreateTrainingJob", "CreateProcessingJob"]
     name = done["name"]
-    assert json.loads(done["output"])["sweep"] == [{"trial": name, "status": "Completed", "registry": ""}]
+    registered = f"model registry: trial {name} registered as version 1, Approved"
+    assert json.loads(done["output"])["sweep"] == [{"trial": name, "status": "Completed", "registry": registered}]
     [output] = exited(engine, done["executionArn"], "RecordResults")  # the trial's own results, in its iteration
     model = output["results"]["training"]["model_artifacts"]
     assert model == f"s3://nyanops-example-bucket/runs/{name}/model/{name}-train/output/model.tar.gz"
@@ -256,7 +257,8 @@ def test_with_a_key_the_jobs_encrypt_outputs_and_ebs_volumes(engine: World, fake
     # The outputs still land where RecordResults looks for them.
     assert processing["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].endswith(
         f"/runs/{done['name']}/evaluation/")
-    assert json.loads(done["output"])["sweep"] == [{"trial": done["name"], "status": "Completed", "registry": ""}]
+    [outcome] = json.loads(done["output"])["sweep"]
+    assert (outcome["trial"], outcome["status"]) == (done["name"], "Completed")
 
 
 def test_request_validation_accepts_the_kms_fields_and_checks_their_type() -> None:
@@ -282,7 +284,9 @@ def test_a_sweep_runs_its_trials_through_the_map_and_again_reuses_them(engine: W
     assert done["status"] == "SUCCEEDED", history(engine, done["executionArn"])[-3:]
     name = done["name"]
     trials = [f"{name}-t{i}" for i in (1, 2, 3)]
-    assert json.loads(done["output"])["sweep"] == [{"trial": t, "status": "Completed", "registry": ""} for t in trials]
+    outcomes = json.loads(done["output"])["sweep"]
+    assert [(o["trial"], o["status"]) for o in outcomes] == [(t, "Completed") for t in trials]
+    assert sum("Approved" in o["registry"] for o in outcomes) >= 1  # the registry follows the flag
     states = entered_states(engine, done["executionArn"])
     assert states.count("Train") == states.count("Evaluate") == 3 and states.count("Notify") == 1
     assert fake.request_errors == []

@@ -221,6 +221,7 @@ class RecordingServices:
         if resource == "arn:aws:states:::lambda:invoke":
             # RegisterTrial: nothing to reuse (the jobs run); Summarize: one trial completed.
             return {"StatusCode": 200, "Payload": {"subject": "s", "message": "m", "reused_from": "", "completed": 1,
+                                                   "registry": "",
                                                    "best_trial": ""}}
         return {"MessageId": "m-1"}
 
