@@ -15,12 +15,14 @@ from nyanops.terminal import display_width, elide, pad, printable
 METRIC_COLUMNS = (("accuracy", "acc"), ("macro_precision", "prec"), ("macro_recall", "rec"), ("macro_f1", "f1"))
 BASE_COLUMNS = ("best", "when", "status", "dataset")
 TAIL_COLUMNS = ("duration", "trial", "comment")
+# Shown when a trial reused an identical one's results (nyanops.core.reuse): the trial that trained.
+REUSED_COLUMN = "reused_from"
 # Arguments that change how a job runs, not what it learns (the table's run mechanics): never a column.
 OPERATIONAL = MECHANICS_NAMES
 # Columns that keep their full width on a narrow terminal (short by nature, and what a comparison is for).
 FIXED_COLUMNS = {"best", "when", "status", "duration", *(short for _, short in METRIC_COLUMNS)}
 # Cut in the middle: their end (the upload hash of an execution name) tells them apart.
-MIDDLE_ELIDED = {"trial"}
+MIDDLE_ELIDED = {"trial", REUSED_COLUMN}
 MIN_SHRUNK = 8
 
 
@@ -32,13 +34,19 @@ def differing_hyperparameters(records: list[TrialRecord]) -> list[str]:
     names = sorted({k for r in pool for k in r.hyperparameters} - OPERATIONAL)
     if len(pool) < 2:
         return names
-    return [n for n in names if len({json.dumps(r.hyperparameters.get(n), sort_keys=True) for r in pool}) > 1]
+    # freeze-epochs follows epochs when every epoch is classifier-only (train.py caps it): not a difference.
+    capped = all(r.hyperparameters.get("freeze-epochs") == r.hyperparameters.get("epochs") for r in pool)
+    return [n for n in names if len({json.dumps(r.hyperparameters.get(n), sort_keys=True) for r in pool}) > 1
+            and not (n == "freeze-epochs" and capped)]
 
 
 def rows(records: list[TrialRecord]) -> tuple[list[str], list[dict[str, Any]]]:
     """Column names and row dicts (raw values, for sorting and JSON)."""
     hp = differing_hyperparameters(records)
-    columns = [*BASE_COLUMNS, *hp, *(short for _, short in METRIC_COLUMNS), *TAIL_COLUMNS]
+    tail = list(TAIL_COLUMNS)
+    if any(r.reused_from for r in records):  # trials that were not trained: the trial whose results they took
+        tail.insert(tail.index("trial") + 1, REUSED_COLUMN)
+    columns = [*BASE_COLUMNS, *hp, *(short for _, short in METRIC_COLUMNS), *tail]
     out = []
     for r in records:
         row: dict[str, Any] = {
@@ -51,6 +59,8 @@ def rows(records: list[TrialRecord]) -> tuple[list[str], list[dict[str, Any]]]:
         row.update({short: r.metrics.get(key) for key, short in METRIC_COLUMNS})
         row["duration"] = r.duration_seconds
         row["trial"] = r.trial
+        if REUSED_COLUMN in columns:
+            row[REUSED_COLUMN] = r.reused_from
         row["comment"] = r.comment if r.status != "Failed" else (r.error or r.comment)
         out.append(row)
     return columns, out

@@ -71,7 +71,9 @@ class StateView:
     cause: str | None = None
     failed_attempts: list[tuple[str, str]] = field(default_factory=list)  # (error, cause) of retried attempts
     next_state: str | None = None
-    entries: int = 0
+    entries: int = 0  # how many times it was entered (a state inside a Map: once per iteration that reached it)
+    parent: str = ""  # the Map (or Parallel) state whose iterations run it; "" at the top level
+    iterations: dict[str, int] = field(default_factory=dict)  # a Map: its iterations by outcome (MapIteration*)
 
     @property
     def job(self) -> JobRef | None:
@@ -125,10 +127,11 @@ class ExecutionView:
     @property
     def failed_state(self) -> StateView | None:
         """The first state that failed, was caught, interrupted or timed out: where things went wrong (a
-        Fail state reached afterwards only ends the execution)."""
+        Fail state reached afterwards only ends the execution; a Map that ended with its iteration is not
+        where it went wrong, the iteration's state is)."""
         for name in self.path:
             s = self.state(name)
-            if s is not None and s.status in (FAILED, CAUGHT, INTERRUPTED, TIMED_OUT) and s.type != "Fail":
+            if s is not None and s.status in (FAILED, CAUGHT, INTERRUPTED, TIMED_OUT) and s.type not in ("Fail", "Map"):
                 return s
         ended = [self.state(n) for n in self.path]
         return next((s for s in reversed(ended) if s and s.status in (FAILED, INTERRUPTED, TIMED_OUT)), None)
@@ -201,17 +204,39 @@ def event_details(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def definition_states(definition: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """The top-level states of an ASL document, in the order the file lists them."""
+    """The states of an ASL document in the order the file lists them; a Map's (or Parallel's) own states follow
+    it, in their order (``nested_states``)."""
+    return [(name, s) for name, s, _ in nested_states(definition)]
+
+
+def _processors(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The state machines a Map (ItemProcessor, or the older Iterator) or a Parallel (Branches) runs."""
+    found = [state.get("ItemProcessor"), state.get("Iterator"), *(state.get("Branches") or [])]
+    return [p for p in found if isinstance(p, Mapping)]
+
+
+def nested_states(definition: Mapping[str, Any], parent: str = "") -> list[tuple[str, Mapping[str, Any], str]]:
+    """(name, state, parent) for every state, the ones a Map or Parallel runs right after it."""
     states = definition.get("States") if isinstance(definition, Mapping) else None
     if not isinstance(states, Mapping):
         return []
-    return [(str(name), s if isinstance(s, Mapping) else {}) for name, s in states.items()]
+    out: list[tuple[str, Mapping[str, Any], str]] = []
+    for name, s in states.items():
+        body = s if isinstance(s, Mapping) else {}
+        out.append((str(name), body, parent))
+        for processor in _processors(body):
+            out += nested_states(processor, str(name))
+    return out
 
 
 def definition_transitions(definition: Mapping[str, Any]) -> list[Transition]:
-    """Every arrow between top-level states: Next, a Choice's rules and Default, and each Catch."""
+    """Every arrow between states: Next, a Choice's rules and Default, each Catch, and from a Map (or Parallel)
+    to the first state of what it runs."""
     out: list[Transition] = []
     for name, s in definition_states(definition):
+        for processor in _processors(s):
+            if isinstance(processor.get("StartAt"), str):
+                out.append(Transition(name, processor["StartAt"], "next"))
         if isinstance(s.get("Next"), str):
             out.append(Transition(name, s["Next"], "next"))
         for rule in s.get("Choices") or []:
@@ -240,7 +265,8 @@ def build_view(
 ) -> ExecutionView:
     """The view of one execution from its definition and its history events (oldest first)."""
     states = [
-        StateView(n, str(s.get("Type", "")), str(s.get("Comment", ""))) for n, s in definition_states(definition)
+        StateView(n, str(s.get("Type", "")), str(s.get("Comment", "")), parent=p)
+        for n, s, p in nested_states(definition)
     ]
     by_name = {s.name: s for s in states}
     view = ExecutionView(
@@ -283,6 +309,11 @@ def build_view(
             if s in open_states:
                 open_states.remove(s)
             last_exited = s
+        elif kind.startswith("MapIteration"):
+            maps = [o for o in open_states if o.type == "Map"]
+            if maps:
+                outcome = kind.removeprefix("MapIteration").lower()
+                maps[-1].iterations[outcome] = maps[-1].iterations.get(outcome, 0) + 1
         elif kind == "ExecutionStarted":
             view.started_at = view.started_at or at
             if view.input is None:
@@ -373,13 +404,19 @@ def render_view(
     lines = [f"execution {printable(view.name)}", f"  status      {view.status} ({clock(view.seconds(now))}{so_far})"]
     lines += [f"  {label:<11} {printable(value)}" for label, value in facts]
     lines.append(f"  started     {_when(view.started_at)}")
-    width = max([len(s.name) for s in view.states] + [5])
+    width = max([len(s.name) + (2 if s.parent else 0) for s in view.states] + [5])
     lines.append("")
     lines.append(f"  {'state':<{width}}  {'outcome':<11}  {'time':>8}  detail")
     for s in view.states:
         outcome = s.status.upper() if s.status == RUNNING else s.status
         took = clock(s.seconds(now)) if s.ran else ""
         detail = []
+        if s.iterations:
+            started = s.iterations.get("started", 0)
+            ended = ", ".join(f"{n} {k}" for k, n in s.iterations.items() if k != "started")
+            detail.append(f"{started} iteration{'s' if started != 1 else ''}" + (f": {ended}" if ended else ""))
+        if s.parent and s.entries > 1:
+            detail.append(f"entered {s.entries} times (last shown)")
         if s.attempts > 1:
             detail.append(f"{s.attempts} attempts")
         if s.status in (FAILED, CAUGHT, INTERRUPTED, TIMED_OUT) and (s.error or s.cause):
@@ -388,7 +425,8 @@ def render_view(
         if s.status == CAUGHT and s.next_state:
             detail.append(f"-> {s.next_state}")
         text = printable("; ".join(detail))
-        lines.append(f"  {printable(s.name):<{width}}  {outcome:<11}  {took:>8}  {text}".rstrip())
+        shown = ("  " if s.parent else "") + printable(s.name)
+        lines.append(f"  {shown:<{width}}  {outcome:<11}  {took:>8}  {text}".rstrip())
         if s.status == RUNNING and progress is not None:
             line = progress(s)
             if line:

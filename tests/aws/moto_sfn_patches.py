@@ -137,11 +137,23 @@ class FakeSageMaker:
             return {"ProcessingJobArn": arn}
         out = next(o for o in params["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == "evaluation")
         identity = evaluation_report.job_from_environment(params.get("Environment") or {})
-        doc = evaluation_doc(self.wrong(params), self.class_names, self.support, job=identity)
+        doc = evaluation_doc(self.wrong(params), self.class_names, self.support, job=identity,
+                             hyperparameters=self._trained_with(params))
         self._put(out["S3Output"]["S3Uri"].rstrip("/") + "/evaluation.json", json.dumps(doc).encode())
         job.processing_end_time = datetime.now(UTC).replace(tzinfo=None)
         self._outcomes[name] = ("Completed", "")
         return {"ProcessingJobArn": arn}
+
+    def _trained_with(self, processing: dict[str, Any]) -> dict[str, Any] | None:
+        """The hyperparameters of the training job whose model this processing job reads (what evaluation.py
+        reports from the model's metadata), as train.py gets them; None when no such job ran here."""
+        model = next((i["S3Input"]["S3Uri"] for i in processing.get("ProcessingInputs") or []
+                      if i.get("InputName") == "model"), None)
+        for operation, request in reversed(self.requests):
+            if operation == "CreateTrainingJob" and self.model_uri(request) == model:
+                return {k: v for k, v in (request.get("HyperParameters") or {}).items()
+                        if not k.startswith(("sagemaker_", "expected-"))}
+        return None
 
     def describe(self, action: str, params: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         """(succeeded, the Describe* response as Step Functions returns it: JSON, times in epoch ms)."""

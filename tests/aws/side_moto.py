@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +11,7 @@ from reliability.sides import at_once
 
 from nyanops.aws.sagemaker_experiments import SageMakerExperimentStore
 from nyanops.core import layout
+from nyanops.core.execution_input import trial_run
 from nyanops.core.experiments import TrialRecord
 
 from .conftest import World
@@ -66,7 +66,8 @@ class MotoSide:
 
     def run_input(self, execution: str) -> dict[str, Any]:
         arn = next(e["executionArn"] for e in self.world.executions() if e["name"] == execution)
-        return copy.deepcopy(json.loads(self.world.sfn.describe_execution(executionArn=arn)["input"]))
+        execution_input = json.loads(self.world.sfn.describe_execution(executionArn=arn)["input"])
+        return trial_run(execution_input, 0)  # the state the run's (first) trial's states get
 
     def record(self, mode: str, run: dict[str, Any]) -> dict[str, Any]:
         return self.world.handlers[1].lambda_handler({"mode": mode, "run": run}, self.context)

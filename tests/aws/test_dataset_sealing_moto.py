@@ -252,8 +252,9 @@ def test_a_thousand_image_events_shuffled_duplicated_and_concurrent_make_one_sea
     [execution] = world.executions()
     run = json.loads(world.sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert run["dataset"]["id"] == "cats-drop" and run["dataset"]["split_hashes"] == seal.split_hashes
-    assert run["training"]["hyperparameters"]["expected-train-hash"] == seal.split_hashes["train"]
-    assert run["evaluation"]["container_arguments"] == ["--expected-test-hash", seal.split_hashes["test"]]
+    [trial] = run["trials"]
+    assert trial["training"]["hyperparameters"]["expected-train-hash"] == seal.split_hashes["train"]
+    assert trial["evaluation"]["container_arguments"] == ["--expected-test-hash", seal.split_hashes["test"]]
     assert world.notifications() == []
 
 

@@ -47,7 +47,7 @@ def test_started_creates_experiment_trial_and_results_component(world: World, lo
                                                                 ) -> None:
     run = run_state(load_event)
     assert record(world, "started", run, lambda_context) == {"experiment": "cats", "trial": run["trial"],
-                                                             "status": "InProgress"}
+                                                             "status": "InProgress", "reused_from": ""}
     record(world, "started", run, lambda_context)  # a retried invocation changes nothing
     assert world.sm.describe_experiment(ExperimentName="cats")["ExperimentName"] == "cats"
     assert [t["TrialName"] for t in world.sm.list_trials(ExperimentName="cats")["TrialSummaries"]] == [run["trial"]]

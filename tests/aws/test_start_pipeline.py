@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from nyanops.core import layout
+from nyanops.core import hyperparameters, layout
+from nyanops.core.execution_input import trial_run
 
 from .conftest import BUCKET, CODE_HASH, DATASET_ID, EXAMPLE_MANIFEST, World
 
@@ -38,7 +39,7 @@ def test_manifest_starts_a_run_with_a_deterministic_name(ready: World, lambda_co
     version = event["detail"]["object"]["version-id"]
     assert run["source"]["version_id"] == version
     assert run["code"]["hash"] == CODE_HASH and run["dataset"]["classes"] == ["bengal", "siamese"]
-    assert run["hyperparameters"]["num-classes"] == 2
+    assert trial_run(run, 0)["hyperparameters"]["num-classes"] == 2
     assert ready.notifications() == []
 
 
@@ -105,7 +106,7 @@ def test_dataset_marker_runs_the_default_manifest(world: World, lambda_context: 
     [execution] = world.executions()
     run = json.loads(world.sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert run["experiment"] == "cats" and run["source"]["kind"] == "dataset"
-    assert run["hyperparameters"] == {"num-classes": 2}
+    assert trial_run(run, 0)["hyperparameters"] == hyperparameters.resolve({}, 2)  # train.py's defaults
     assert run["dataset"]["content_hash"] == marker["content_hash"]
 
 

@@ -1,5 +1,6 @@
-"""The real ASL file run by moto's Step Functions engine: upload → StartPipeline → Train → Evaluate →
-RecordResults → Notify, with SageMaker ``.sync`` jobs faked (requests validated by botocore) and the
+"""The real ASL file run by moto's Step Functions engine: upload → StartPipeline → (Map over the trials:
+RegisterTrial → Train → Evaluate → RecordResults) → Summarize → Notify,
+with SageMaker ``.sync`` jobs faked (requests validated by botocore) and the
 RecordResults Lambda run in-process (see moto_sfn_patches)."""
 
 from __future__ import annotations
@@ -51,8 +52,15 @@ def entered_states(world: World, execution_arn: str) -> list[str]:
             if "stateEnteredEventDetails" in e]
 
 
-SUCCESS = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore", "Notify",
-           "Done"]
+def exited(world: World, execution_arn: str, state: str) -> list[Any]:
+    """The outputs ``state`` exited with (one per Map iteration that ran it), in history order."""
+    return [json.loads(e["stateExitedEventDetails"]["output"]) for e in history(world, execution_arn)
+            if e.get("stateExitedEventDetails", {}).get("name") == state]
+
+
+TRIAL_SUCCESS = ["RegisterTrial", "ReuseOrTrain", "Train", "TrainingCompleted", "Evaluate", "RecordResults",
+                 "ChampionToRescore", "TrialCompleted"]
+SUCCESS = ["Trials", *TRIAL_SUCCESS, "Summarize", "Notify", "SweepOutcome", "Done"]
 
 
 def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: FakeSageMaker,
@@ -64,7 +72,9 @@ def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: Fa
     assert fake.request_errors == []
     assert [op for op, _ in fake.requests] == ["CreateTrainingJob", "CreateProcessingJob"]
     name = done["name"]
-    output = json.loads(done["output"])
+    registered = f"model registry: trial {name} registered as version 1, Approved"
+    assert json.loads(done["output"])["sweep"] == [{"trial": name, "status": "Completed", "registry": registered}]
+    [output] = exited(engine, done["executionArn"], "RecordResults")  # the trial's own results, in its iteration
     model = output["results"]["training"]["model_artifacts"]
     assert model == f"s3://nyanops-example-bucket/runs/{name}/model/{name}-train/output/model.tar.gz"
     assert output["results"]["training"]["status"] == "Completed"
@@ -88,7 +98,7 @@ def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: Fa
     assert processing["ExperimentConfig"]["TrialName"] == name
     [(subject, message)] = engine.notifications()
     assert subject == f"nyanops: cats macro_f1 {score(1):.3f} (new best)"
-    assert "NEW BEST" in message
+    assert f"  {name}  macro_f1 {score(1):.4f}  trained (best)" in message
     # The evaluation job got its identity, which evaluation.json carries and RecordResults checked.
     assert processing["Environment"] == {"NYANOPS_EXECUTION": name, "NYANOPS_PROCESSING_JOB": f"{name}-eval"}
     assert "execution: https://us-east-1.console.aws.amazon.com/states/home" in message
@@ -97,8 +107,9 @@ def test_a_manifest_upload_runs_to_a_recorded_best_trial(engine: World, fake: Fa
 def test_two_manifests_two_trials_exactly_one_best(engine: World, fake: FakeSageMaker, lambda_context: Any) -> None:
     wrong = iter([2, 1])
     fake.wrong = lambda request: next(wrong)
-    first = upload_and_run(engine, "manifests/first.json", lambda_context)
-    second = upload_and_run(engine, "manifests/second.json", lambda_context, comment="more epochs")
+    # The same recipe twice, trained twice: force (without it the second would reuse the first's results).
+    first = upload_and_run(engine, "manifests/first.json", lambda_context, force=True)
+    second = upload_and_run(engine, "manifests/second.json", lambda_context, comment="more epochs", force=True)
     assert first["status"] == second["status"] == "SUCCEEDED"
     trials = [t["TrialName"] for t in engine.sm.list_trials(ExperimentName="cats")["TrialSummaries"]]
     assert sorted(trials) == sorted([first["name"], second["name"]])
@@ -114,7 +125,8 @@ def test_a_failed_training_job_is_recorded_and_fails_the_execution(engine: World
     assert done["status"] == "FAILED"
     assert done["error"] == "PipelineFailed"
     assert entered_states(engine, done["executionArn"]) == [
-        "RegisterTrial", "Train", "RecordFailure", "NotifyFailure", "PipelineFailed"]
+        "Trials", "RegisterTrial", "ReuseOrTrain", "Train", "RecordFailure", "TrialFailed", "Summarize", "Notify",
+        "SweepOutcome", "PipelineFailed"]
     component = engine.trial_component(done["name"])
     assert component["Status"]["PrimaryStatus"] == "Failed"
     assert component["Parameters"]["error"]["StringValue"] == (
@@ -122,16 +134,16 @@ def test_a_failed_training_job_is_recorded_and_fails_the_execution(engine: World
     assert component["Parameters"]["is_best"]["NumberValue"] == 0
     [(subject, message)] = engine.notifications()
     assert subject == "nyanops: cats run failed"
-    assert message.startswith(f"Run {done['name']} of experiment cats failed.\n"
-                              "States.TaskFailed: AlgorithmError: ExecuteUserScriptError: train.py exited with 1\n"
-                              "execution: https://us-east-1.console.aws.amazon.com/states/")
-    console = "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
-    assert f"training job: {console}#/jobs/{done['name']}-train" in message
+    assert message.startswith(f"Run {done['name']} of experiment cats: 1 trial: 0 trained, 0 reused, 1 failed.\n")
+    assert (f"  {done['name']}  failed: States.TaskFailed: AlgorithmError: ExecuteUserScriptError: train.py exited "
+            "with 1\n") in message
+    assert "execution: https://us-east-1.console.aws.amazon.com/states/" in message
 
 
 def test_a_failure_that_cannot_be_recorded_is_still_notified(engine: World, fake: FakeSageMaker,
                                                              lambda_context: Any) -> None:
-    """RecordFailure itself fails → NotifyUnrecordedFailure (States.Format over both errors) → PipelineFailed."""
+    """RecordFailure itself fails → the iteration ends TrialNotRecorded with both error names → the comparison
+    records the trial failed with them and notifies → PipelineFailed."""
     fake.fail_training = lambda request: "CapacityError: no ml.m5.large"
     record_results = engine.handlers[1]
 
@@ -143,13 +155,15 @@ def test_a_failure_that_cannot_be_recorded_is_still_notified(engine: World, fake
     with patched_engine(fake, {RECORD_RESULTS_ARN: handler}):
         done = upload_and_run(engine, "manifests/unrecorded.json", lambda_context)
     assert done["status"] == "FAILED" and done["error"] == "PipelineFailed"
-    assert entered_states(engine, done["executionArn"])[-3:] == [
-        "RecordFailure", "NotifyUnrecordedFailure", "PipelineFailed"]
+    assert entered_states(engine, done["executionArn"])[-6:] == [
+        "RecordFailure", "TrialNotRecorded", "Summarize", "Notify", "SweepOutcome", "PipelineFailed"]
     [(subject, message)] = engine.notifications()
-    assert subject == "nyanops: run failed (not recorded)"
-    assert message.startswith(f"Run {done['name']} of experiment cats failed and the failure could not be recorded.")
-    assert "Error: States.TaskFailed: " in message and "CapacityError: no ml.m5.large" in message
-    assert "Recording error: RuntimeError: " in message and "experiments store unavailable" in message
+    assert subject == "nyanops: cats run failed"
+    error = "States.TaskFailed (recording the failure failed: RuntimeError)"
+    assert f"  {done['name']}  failed: {error}" in message
+    component = engine.trial_component(done["name"])
+    assert component["Status"]["PrimaryStatus"] == "Failed"
+    assert component["Parameters"]["error"]["StringValue"] == error
 
 
 def test_a_malformed_sagemaker_request_fails_the_run(engine: World, fake: FakeSageMaker, lambda_context: Any,
@@ -161,7 +175,7 @@ def test_a_malformed_sagemaker_request_fails_the_run(engine: World, fake: FakeSa
 
     def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
         doc = original(*args, **kwargs)
-        doc["training"]["stopping_condition"] = {"MaxRuntimeInSeconds": "3600"}
+        doc["trials"][0]["training"]["stopping_condition"] = {"MaxRuntimeInSeconds": "3600"}
         return doc
 
     monkeypatch.setattr("nyanops.core.start_pipeline.build_execution_input", broken)
@@ -243,7 +257,8 @@ def test_with_a_key_the_jobs_encrypt_outputs_and_ebs_volumes(engine: World, fake
     # The outputs still land where RecordResults looks for them.
     assert processing["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].endswith(
         f"/runs/{done['name']}/evaluation/")
-    assert json.loads(done["output"])["results"]["record"]["trial"]["status"] == "Completed"
+    [outcome] = json.loads(done["output"])["sweep"]
+    assert (outcome["trial"], outcome["status"]) == (done["name"], "Completed")
 
 
 def test_request_validation_accepts_the_kms_fields_and_checks_their_type() -> None:
@@ -256,3 +271,48 @@ def test_request_validation_accepts_the_kms_fields_and_checks_their_type() -> No
     assert request_errors("CreateProcessingJob", good) == []
     bad = {**good, "ProcessingResources": {"ClusterConfig": {**cluster, "VolumeKmsKeyId": None}}}
     assert request_errors("CreateProcessingJob", bad)
+
+
+def test_a_sweep_runs_its_trials_through_the_map_and_again_reuses_them(engine: World, fake: FakeSageMaker,
+                                                                       lambda_context: Any) -> None:
+    """A sweep over 3 values of one hyperparameter: 3 trials in one execution (the Map), exactly one best, one
+    notification with the comparison. The same sweep uploaded again: 3 reused trials and no SageMaker job."""
+    wrong = {"t1": 3, "t2": 0, "t3": 1}  # epochs 10 (the second trial) scores best
+    fake.wrong = lambda request: wrong[request["ProcessingJobName"].rsplit("-", 2)[-2]]
+    sweep = {"sweep": {"epochs": [5, 10, 15]}}
+    done = upload_and_run(engine, "manifests/sweep.json", lambda_context, **sweep)
+    assert done["status"] == "SUCCEEDED", history(engine, done["executionArn"])[-3:]
+    name = done["name"]
+    trials = [f"{name}-t{i}" for i in (1, 2, 3)]
+    outcomes = json.loads(done["output"])["sweep"]
+    assert [(o["trial"], o["status"]) for o in outcomes] == [(t, "Completed") for t in trials]
+    assert sum("Approved" in o["registry"] for o in outcomes) >= 1  # the registry follows the flag
+    states = entered_states(engine, done["executionArn"])
+    assert states.count("Train") == states.count("Evaluate") == 3 and states.count("Notify") == 1
+    assert fake.request_errors == []
+    assert sorted(r["TrainingJobName"] for op, r in fake.requests if op == "CreateTrainingJob") == [
+        f"{t}-train" for t in trials]
+    assert sorted(r["HyperParameters"]["epochs"] for op, r in fake.requests if op == "CreateTrainingJob") == [
+        "10", "15", "5"]
+    flags = {t: engine.trial_component(t)["Parameters"]["is_best"]["NumberValue"] for t in trials}
+    assert flags == {trials[0]: 0, trials[1]: 1, trials[2]: 0}
+    [(subject, message)] = engine.notifications()
+    assert subject == f"nyanops: cats sweep of 3 trials, best macro_f1 {score(0):.3f} (new best)"
+    assert f"  {trials[1]}  epochs=10  macro_f1 {score(0):.4f}  trained (best)" in message
+    assert f"Best model of experiment cats: {trials[1]} (macro_f1 {score(0):.4f}, from this run)." in message
+
+    jobs_before = len(fake.requests)
+    again = upload_and_run(engine, "manifests/sweep-again.json", lambda_context, **sweep)
+    assert again["status"] == "SUCCEEDED"
+    reused = [f"{again['name']}-t{i}" for i in (1, 2, 3)]
+    assert json.loads(again["output"])["sweep"] == [
+        {"trial": t, "status": "Reused", "reused_from": o} for t, o in zip(reused, trials, strict=True)]
+    assert len(fake.requests) == jobs_before  # nothing trained, nothing evaluated
+    assert "Train" not in entered_states(engine, again["executionArn"])
+    for new, old in zip(reused, trials, strict=True):
+        params = engine.trial_component(new)["Parameters"]
+        assert params["reused_from"]["StringValue"] == old and params["is_best"]["NumberValue"] == 0
+        assert params["macro_f1"] == engine.trial_component(old)["Parameters"]["macro_f1"]
+    [_, (subject, message)] = engine.notifications()
+    assert "3 trials: 0 trained, 3 reused, 0 failed." in message
+    assert f"reused from {trials[0]} (not trained)" in message

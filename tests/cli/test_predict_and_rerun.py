@@ -15,7 +15,7 @@ import pytest
 from nyanops import classify
 from nyanops.classify import Failure, Photo, Prediction
 from nyanops.code_bundle import build_bundle, push_bundle
-from nyanops.core import layout
+from nyanops.core import hyperparameters, layout
 from nyanops.local.bucket import LocalObjectStore
 from nyanops.local.database import connect
 from nyanops.local.experiment_store import SQLiteExperimentStore
@@ -193,7 +193,8 @@ def test_rerun_trains_again_from_the_recorded_inputs_and_compares(local: Local) 
     manifest = json.loads((local.root / "bucket" / key).read_text())
     assert manifest == {"experiment": "cats", "dataset": f"datasets/{DATASET}", "code": f"code/{local.code_hash}",
                         "comment": f"rerun of {original}", "force": True,
-                        "hyperparameters": {"epochs": 2, "num-classes": 2, "seed": 7}}
+                        # every value the trial recorded: the resolved recipe its run passed to train.py
+                        "hyperparameters": hyperparameters.resolve({"epochs": 2, "seed": 7}, 2)}
     again = re.search(r"started execution (\S+)", result.out).group(1)  # type: ignore[union-attr]
     recorded = trials(local)
     assert recorded[again].comment == f"rerun of {original}" and recorded[again].hyperparameters["seed"] == 7

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from nyanops import cli
-from nyanops.core import layout
+from nyanops.core import hyperparameters, layout
+from nyanops.core.execution_input import trial_run
 from nyanops.local.bucket import LocalObjectStore
 from nyanops.local.database import connect
 from nyanops.local.executions import ExecutionStore
@@ -97,7 +98,8 @@ def test_dataset_add_starts_a_run_with_the_default_manifest_and_the_same_event_t
     assert len(executions(root)) == 1
     row = executions(root)[0]
     assert row.input["dataset"]["id"] == "auto" and row.input["experiment"] == "e2e"
-    assert row.input["hyperparameters"] == {"num-classes": 3}  # defaults: train.py decides the rest
+    # defaults: train.py's, resolved and passed whole to the run's one trial
+    assert trial_run(row.input, 0)["hyperparameters"] == hyperparameters.resolve({}, 3)
 
 
 def test_bad_manifest_is_refused_with_the_field_named_and_nothing_runs(
@@ -168,3 +170,33 @@ def test_demo_runs_two_trials_prints_the_comparison_and_writes_the_report(
     assert "not part of the dataset (beside train/, val/, test/, or hidden): README.md" in out
     report = root / "report.html"
     assert report.is_file() and str(report) in out
+
+
+def test_a_sweep_of_three_values_trains_three_trials_and_again_reuses_them(
+    root: Path, dataset: str, tmp_path: Path, capsys
+):
+    """The real train.py and evaluation.py: one upload of a 3-value sweep is one execution of three trials, one
+    best, one comparison printed; the same sweep again trains nothing (three reused trials)."""
+    sweep = write_manifest(tmp_path, "sweep", dataset, sweep={"seed": [0, 1, 2]})
+    assert nyanops(root, "run", str(sweep), "--wait") == 0
+    out = capsys.readouterr().out
+    (row,) = executions(root)
+    names = [t["trial"] for t in row.input["trials"]]
+    recorded = {t.trial: t for t in trials(root)}
+    assert sorted(recorded) == sorted(names) and len(names) == 3
+    assert [recorded[n].hyperparameters["seed"] for n in names] == [0, 1, 2]
+    assert all(recorded[n].status == "Completed" for n in names) and sum(t.is_best for t in recorded.values()) == 1
+    assert out.count("[notification]") == 1 and "3 trials: 3 trained, 0 reused, 0 failed." in out
+    jobs = sorted(p.name for p in (root / "jobs").iterdir())
+
+    again = write_manifest(tmp_path, "sweep-again", dataset, sweep={"seed": [0, 1, 2]})
+    assert nyanops(root, "run", str(again), "--wait") == 0
+    out = capsys.readouterr().out
+    assert "3 trials: 0 trained, 3 reused, 0 failed." in out
+    assert sorted(p.name for p in (root / "jobs").iterdir()) == jobs  # no training or evaluation job ran
+    latest = max(executions(root), key=lambda r: r.created_at)
+    recorded = {t.trial: t for t in trials(root)}
+    reused = [recorded[t["trial"]] for t in latest.input["trials"]]
+    assert [t.reused_from for t in reused] == names
+    assert [t.metrics for t in reused] == [recorded[n].metrics for n in names]
+    assert sum(t.is_best for t in recorded.values()) == 1

@@ -78,10 +78,11 @@ BUCKET = "s3://nyanops-example-bucket"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TRAIN_JOB = f"{EXECUTION}-train"
 EVAL_JOB = f"{EXECUTION}-eval"
-RUN_INPUT: dict[str, Any] = {
-    "execution_name": EXECUTION,
-    "experiment": "cats",
+# The run's one trial (the Map's one item) and what the trials share (the execution input's v2 shape).
+TRIAL_ITEM: dict[str, Any] = {
     "trial": EXECUTION,
+    "index": 0,
+    "hyperparameters": {"epochs": 10, "batch-size": 8, "lr": 0.01, "augment": True},
     "training": {
         "job_name": TRAIN_JOB,
         "hyperparameters": {"epochs": "10", "batch-size": "8", "lr": "0.01", "augment": "true"},
@@ -93,13 +94,6 @@ RUN_INPUT: dict[str, Any] = {
         "resource_config": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30,
                             "VolumeKmsKeyId": KMS_KEY},
     },
-    "dataset": {
-        "train_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/train/",
-        "val_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/val/",
-        "test_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/test/",
-    },
-    "code": {"source_s3_uri": f"{BUCKET}/code/0123abcd/sourcedir.tar.gz"},
-    "retries": {"train": {"count": 0}, "evaluate": {"count": 0}, "champion": {"count": 0}},
     "evaluation": {
         "job_name": EVAL_JOB,
         "output_s3_uri": f"{BUCKET}/evaluations/{EXECUTION}/",
@@ -114,6 +108,27 @@ RUN_INPUT: dict[str, Any] = {
         "cluster_config": {"InstanceCount": 1, "InstanceType": "ml.g4dn.xlarge", "VolumeSizeInGB": 30},
     },
 }
+SHARED: dict[str, Any] = {
+    "input_version": 2,
+    "execution_name": EXECUTION,
+    "experiment": "cats",
+    "comment": "epochs 10",
+    "force": False,
+    "primary_metric": "macro_f1",
+    "best_model_tolerance": 0.005,
+    "source": {"kind": "manifest", "bucket": "nyanops-example-bucket", "key": "manifests/epochs10.json"},
+    "dataset": {
+        "id": "2026-11-28T064300Z",
+        "train_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/train/",
+        "val_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/val/",
+        "test_s3_uri": f"{BUCKET}/datasets/2026-11-28T064300Z/test/",
+    },
+    "code": {"source_s3_uri": f"{BUCKET}/code/0123abcd/sourcedir.tar.gz"},
+    "retries": {"train": {"count": 0}, "evaluate": {"count": 0}, "champion": {"count": 0}},
+}
+RUN_INPUT: dict[str, Any] = {**SHARED, "max_concurrency": 1, "trials": [TRIAL_ITEM]}
+# The state the trial's states get: the Map's ItemSelector output (nyanops.core.execution_input.trial_run).
+RUN: dict[str, Any] = {**SHARED, **TRIAL_ITEM}
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
@@ -195,10 +210,10 @@ def training_job(status: str = "Completed", failure_reason: str | None = None) -
         "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{TRAIN_JOB}",
         "TrainingJobStatus": status,
         "SecondaryStatus": "MaxRuntimeExceeded" if status == "Stopped" else status,
-        "HyperParameters": RUN_INPUT["training"]["hyperparameters"],
+        "HyperParameters": RUN["training"]["hyperparameters"],
         "AlgorithmSpecification": {"TrainingImage": SUBSTITUTIONS["TrainingImage"], "TrainingInputMode": "File"},
         "RoleArn": SUBSTITUTIONS["SageMakerRoleArn"],
-        "ResourceConfig": RUN_INPUT["training"]["resource_config"],
+        "ResourceConfig": RUN["training"]["resource_config"],
         "EnableManagedSpotTraining": True,
         "CreationTime": _ms("2026-11-28T06:43:05"),
         "TrainingStartTime": _ms("2026-11-28T06:45:00"),
@@ -222,7 +237,7 @@ def processing_job(name: str = EVAL_JOB) -> dict[str, Any]:
         "ProcessingJobName": name,
         "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{name}",
         "ProcessingJobStatus": "Completed",
-        "ProcessingOutputConfig": RUN_INPUT["evaluation"]["output_config"],
+        "ProcessingOutputConfig": RUN["evaluation"]["output_config"],
         "CreationTime": _ms("2026-11-28T07:16:00"),
         "ProcessingEndTime": _ms("2026-11-28T07:20:00"),
     }
@@ -230,9 +245,9 @@ def processing_job(name: str = EVAL_JOB) -> dict[str, Any]:
 
 FAILURE_REASON = "AlgorithmError: ExecuteUserScriptError: RuntimeError: CUDA out of memory, exit code: 1"
 FAILED_TRAINING_CAUSE = json.dumps(training_job("Failed", FAILURE_REASON))
-REGISTERED = invoked({"trial": EXECUTION, "created": True})
+REGISTERED = invoked({"trial": EXECUTION, "status": "InProgress", "reused_from": ""})
 RECORDED = invoked({"trial": EXECUTION, "macro_f1": 0.91, "best": True, "subject": "nyanops: cats trial succeeded",
-                    "message": f"{EXECUTION}: macro F1 0.910 (new best)"})
+                    "message": f"{EXECUTION}: macro F1 0.910 (new best)", "registry": ""})
 RECORDED_FAILED = invoked({"trial": EXECUTION, "subject": "nyanops: cats trial failed",
                            "message": f"{EXECUTION} failed: {FAILURE_REASON}"})
 PUBLISHED = {"MessageId": "5d8e8b0a-7e36-5a9c-9b1f-0123456789ab"}
@@ -250,9 +265,19 @@ NO_CAPACITY = Fail("SageMaker.ResourceLimitExceededException",
 SNS_DOWN = Fail("SNS.InternalErrorException",
                 "Internal error (Service: AmazonSNS; Status Code: 500; Error Code: InternalError)")
 
-SUCCESS_STATES = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore",
-                  "Notify", "Done"]
-CAUGHT_STATES = ["RegisterTrial", "Train", "RecordFailure", "NotifyFailure", "PipelineFailed"]
+# The comparison after the Map, and what it notifies (every trial and the best; completed: how many trials did).
+SUMMARIZED = invoked({"execution": EXECUTION, "completed": 1, "best_trial": EXECUTION,
+                      "subject": "nyanops: cats macro_f1 0.910 (new best)",
+                      "message": f"Run {EXECUTION} of experiment cats: 1 trial: 1 trained, 0 reused, 0 failed."})
+SUMMARIZED_FAILED = invoked({"execution": EXECUTION, "completed": 0, "best_trial": "",
+                             "subject": "nyanops: cats run failed",
+                             "message": f"Run {EXECUTION} of experiment cats: 1 trial: 0 trained, 0 reused, 1 failed."})
+START = ["Trials", "RegisterTrial", "ReuseOrTrain"]
+AFTER_SUCCESS = ["TrialCompleted", "Summarize", "Notify", "SweepOutcome", "Done"]
+AFTER_FAILURE = ["RecordFailure", "TrialFailed", "Summarize", "Notify", "SweepOutcome", "PipelineFailed"]
+SUCCESS_STATES = [*START, "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore",
+                  *AFTER_SUCCESS]
+CAUGHT_STATES = [*START, "Train", *AFTER_FAILURE]
 PIPELINE_FAILED_CAUSE = DEFINITION["States"]["PipelineFailed"]["Cause"]
 
 
@@ -262,18 +287,19 @@ RESCORE = {"champion": "m-old-0000000000000001", "attempt": 1, "job_name": CHAMP
            "model_artifacts": f"{BUCKET}/runs/m-old-0000000000000001/model/m-old-0000000000000001-train/output/"
                               "model.tar.gz",
            "output_s3_uri": f"{BUCKET}/runs/{EXECUTION}/champion-1/",
-           "output_config": {**RUN_INPUT["evaluation"]["output_config"], "Outputs": [
+           "output_config": {**RUN["evaluation"]["output_config"], "Outputs": [
                {"OutputName": "evaluation", "S3Output": {"S3Uri": f"{BUCKET}/runs/{EXECUTION}/champion-1/",
                                                          "LocalPath": "/opt/ml/processing/evaluation",
                                                          "S3UploadMode": "EndOfJob"}}]}}
 RECORDED_PENDING = invoked({"trial": EXECUTION, "verdict": "rescore", "rescore": RESCORE})
 RECORDED_KEPT = invoked({"trial": EXECUTION, "verdict": "kept", "subject": "nyanops: cats macro_f1 0.950",
-                         "message": f"{EXECUTION}: best remains m-old-0000000000000001"})
+                         "message": f"{EXECUTION}: best remains m-old-0000000000000001", "registry": ""})
 
 
 def retrier(state: str) -> dict[str, Any]:
     """The state's first retrier: the one the scripted throttling / capacity / busy errors match."""
-    return DEFINITION["States"][state]["Retry"][0]
+    states = {**DEFINITION["States"], **DEFINITION["States"]["Trials"]["ItemProcessor"]["States"]}
+    return states[state]["Retry"][0]
 
 
 def delay_bound(state: str, retries_done: int) -> float:
@@ -636,33 +662,43 @@ def test_success_path(aws: Any) -> None:
         "Train": [training_job()],
         "Evaluate": [processing_job()],
         "RecordResults": [RECORDED],
+        "Summarize": [SUMMARIZED],
         "Notify": [PUBLISHED],
     })
     assert on_moto.states == SUCCESS_STATES
     assert on_moto.status == "SUCCEEDED"
     assert on_moto.delays == local.delays == []
+    summary = SUMMARIZED["Payload"]
     assert on_moto.output == {
         **RUN_INPUT,
-        "results": {
-            "training": {"job_name": TRAIN_JOB, "status": "Completed", "secondary_status": "Completed",
-                         "model_artifacts": training_job()["ModelArtifacts"]["S3ModelArtifacts"]},
-            "evaluation": {"job_name": EVAL_JOB, "status": "Completed"},
-            "record": {"trial": RECORDED["Payload"]},
-        },
+        "sweep": [{"trial": EXECUTION, "status": "Completed", "registry": ""}],  # each iteration's output is small
+        "summary": {k: summary[k] for k in ("subject", "message", "completed", "best_trial")},
+    }
+    # The trial's own results stay in its iteration.
+    [recorded] = [e[2] for e in on_moto.trace if e[0] == "TaskStateExited" and e[1] == "RecordResults"]
+    assert recorded["results"] == {
+        "training": {"job_name": TRAIN_JOB, "status": "Completed", "secondary_status": "Completed",
+                     "model_artifacts": training_job()["ModelArtifacts"]["S3ModelArtifacts"]},
+        "evaluation": {"job_name": EVAL_JOB, "status": "Completed"},
+        "record": {"trial": RECORDED["Payload"]},
     }
     [notify] = parameters_of(local, "Notify")
-    assert notify == {"TopicArn": TOPIC_ARN, "Subject": RECORDED["Payload"]["subject"],
-                      "Message": RECORDED["Payload"]["message"]}
+    assert notify == {"TopicArn": TOPIC_ARN, "Subject": summary["subject"], "Message": summary["message"]}
     [register] = parameters_of(local, "RegisterTrial")
     assert register == {"FunctionName": RECORD_RESULTS_ARN,
-                        "Payload": {"mode": "started", "run": RUN_INPUT, "execution_arn": EXECUTION_ARN}}
+                        "Payload": {"mode": "started", "run": RUN, "execution_arn": EXECUTION_ARN}}
+    [summarize] = parameters_of(local, "Summarize")
+    assert summarize["Payload"]["run"] == {
+        "execution_name": EXECUTION, "experiment": "cats", "comment": "epochs 10", "primary_metric": "macro_f1",
+        "dataset_id": "2026-11-28T064300Z", "outcomes": [{"trial": EXECUTION, "status": "Completed",
+                                                                      "registry": ""}]}
     # The key-bearing configs reach the jobs whole (both engines: the calls are compared above).
     [train] = parameters_of(local, "Train")
     assert train["OutputDataConfig"]["KmsKeyId"] == train["ResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY
     [evaluate] = parameters_of(local, "Evaluate")
     assert evaluate["ProcessingOutputConfig"]["KmsKeyId"] == KMS_KEY
-    assert evaluate["ProcessingResources"] == {"ClusterConfig": RUN_INPUT["evaluation"]["cluster_config"]}
-    assert evaluate["AppSpecification"]["ContainerArguments"] == RUN_INPUT["evaluation"]["container_arguments"]
+    assert evaluate["ProcessingResources"] == {"ClusterConfig": RUN["evaluation"]["cluster_config"]}
+    assert evaluate["AppSpecification"]["ContainerArguments"] == RUN["evaluation"]["container_arguments"]
     assert evaluate["AppSpecification"]["ImageUri"] == SUBSTITUTIONS["ProcessingImage"]
     assert evaluate["Environment"] == {"NYANOPS_EXECUTION": EXECUTION, "NYANOPS_PROCESSING_JOB": EVAL_JOB}
 
@@ -677,15 +713,16 @@ def test_the_champion_is_rescored_on_this_test_set(aws: Any) -> None:
         "RecordResults": [RECORDED_PENDING],
         "EvaluateChampion": [processing_job(CHAMPION_JOB)],
         "RecordChampion": [RECORDED_KEPT],
+        "Summarize": [SUMMARIZED],
         "Notify": [PUBLISHED],
     })
-    assert on_moto.states == [*SUCCESS_STATES[:6], "EvaluateChampion", "RecordChampion", "ChampionToRescore",
-                              "Notify", "Done"]
+    assert on_moto.states == [*SUCCESS_STATES[:8], "EvaluateChampion", "RecordChampion", "ChampionToRescore",
+                              *AFTER_SUCCESS]
     [champion] = parameters_of(local, "EvaluateChampion")
     assert champion["ProcessingJobName"] == CHAMPION_JOB
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in champion["ProcessingInputs"]}
-    assert inputs == {"code": RUN_INPUT["code"]["source_s3_uri"], "model": RESCORE["model_artifacts"],
-                      "test": RUN_INPUT["dataset"]["test_s3_uri"]}
+    assert inputs == {"code": RUN["code"]["source_s3_uri"], "model": RESCORE["model_artifacts"],
+                      "test": RUN["dataset"]["test_s3_uri"]}
     assert champion["ProcessingOutputConfig"] == RESCORE["output_config"]
     assert champion["ProcessingOutputConfig"]["KmsKeyId"] == KMS_KEY
     assert champion["Environment"] == {"NYANOPS_EXECUTION": EXECUTION, "NYANOPS_PROCESSING_JOB": CHAMPION_JOB}
@@ -694,7 +731,8 @@ def test_the_champion_is_rescored_on_this_test_set(aws: Any) -> None:
     assert decide["Payload"]["mode"] == "champion"
     assert decide["Payload"]["run"]["results"]["champion"] == {"job_name": CHAMPION_JOB, "status": "Completed"}
     assert decide["Payload"]["run"]["results"]["record"]["trial"]["rescore"] == RESCORE
-    assert on_moto.output["results"]["record"] == {"trial": RECORDED_KEPT["Payload"]}
+    [decided] = [e[2] for e in on_moto.trace if e[0] == "TaskStateExited" and e[1] == "RecordChampion"]
+    assert decided["results"]["record"] == {"trial": RECORDED_KEPT["Payload"]}
 
 
 def test_a_champion_rescoring_that_fails_goes_to_the_decision(aws: Any) -> None:
@@ -708,10 +746,11 @@ def test_a_champion_rescoring_that_fails_goes_to_the_decision(aws: Any) -> None:
         "RecordResults": [RECORDED_PENDING],
         "EvaluateChampion": [failed],
         "RecordChampion": [RECORDED_KEPT],
+        "Summarize": [SUMMARIZED],
         "Notify": [PUBLISHED],
     })
-    assert on_moto.states[6:] == ["EvaluateChampion", "ChampionNotRescored", "RecordChampion", "ChampionToRescore",
-                                  "Notify", "Done"]
+    assert on_moto.states[8:] == ["EvaluateChampion", "ChampionNotRescored", "RecordChampion", "ChampionToRescore",
+                                  *AFTER_SUCCESS]
     [decide] = parameters_of(local, "RecordChampion")
     assert decide["Payload"]["run"]["results"]["champion_error"] == {"attempt": 1, "Error": failed.error,
                                                                      "Cause": failed.cause}
@@ -725,11 +764,12 @@ def test_throttling_is_retried_validation_is_not(aws: Any) -> None:
         "Train": [THROTTLED, training_job()],
         "Evaluate": [INVALID],
         "RecordFailure": [RECORDED_FAILED],
-        "NotifyFailure": [PUBLISHED],
+        "Summarize": [SUMMARIZED_FAILED],
+        "Notify": [PUBLISHED],
     })
-    assert on_moto.states == ["RegisterTrial", "Train", "TrainApiError", "TrainBackoff", "TrainWait", "Train",
+    assert on_moto.states == [*START, "Train", "TrainApiError", "TrainBackoff", "TrainWait", "Train",
                               "TrainingCompleted", "Evaluate", "EvaluateApiError", "SageMakerApiFailed",
-                              "RecordFailure", "NotifyFailure", "PipelineFailed"]
+                              *AFTER_FAILURE]
     assert on_moto.delays == local.delays == [30]
     [record] = parameters_of(local, "RecordFailure")
     assert record["Payload"]["run"]["error"] == {"Error": INVALID.error, "Cause": INVALID.cause}
@@ -744,6 +784,7 @@ def test_retried_failures(aws: Any) -> None:
         "Train": [NO_CAPACITY, NO_CAPACITY, training_job()],
         "Evaluate": [processing_job()],
         "RecordResults": [FunctionError("ExperimentBusy", "experiment cats is locked by another run"), RECORDED],
+        "Summarize": [SUMMARIZED],
         "Notify": [PUBLISHED],
     })
     assert on_moto.states == SUCCESS_STATES
@@ -774,7 +815,8 @@ def test_exhausted_retries_are_caught(aws: Any) -> None:
         "RegisterTrial": [REGISTERED],
         "Train": [NO_CAPACITY] * 5,
         "RecordFailure": [RECORDED_FAILED],
-        "NotifyFailure": [PUBLISHED],
+        "Summarize": [SUMMARIZED_FAILED],
+        "Notify": [PUBLISHED],
     }, max_jitter=True)
     assert on_moto.states == CAUGHT_STATES
     assert (on_moto.status, on_moto.error) == ("FAILED", "PipelineFailed")
@@ -788,11 +830,11 @@ def test_throttling_that_persists_is_caught_after_four_waits(aws: Any) -> None:
         "RegisterTrial": [REGISTERED],
         "Train": [THROTTLED] * 5,
         "RecordFailure": [RECORDED_FAILED],
-        "NotifyFailure": [PUBLISHED],
+        "Summarize": [SUMMARIZED_FAILED],
+        "Notify": [PUBLISHED],
     })
     assert on_moto.delays == local.delays == [30, 60, 120, 240]
-    assert on_moto.states[-5:] == ["TrainApiError", "SageMakerApiFailed", "RecordFailure", "NotifyFailure",
-                                   "PipelineFailed"]
+    assert on_moto.states[-8:] == ["TrainApiError", "SageMakerApiFailed", *AFTER_FAILURE]
 
 
 def test_a_stopped_training_job_is_recorded_not_evaluated(aws: Any) -> None:
@@ -801,10 +843,10 @@ def test_a_stopped_training_job_is_recorded_not_evaluated(aws: Any) -> None:
         "RegisterTrial": [REGISTERED],
         "Train": [training_job("Stopped")],
         "RecordFailure": [RECORDED_FAILED],
-        "NotifyFailure": [PUBLISHED],
+        "Summarize": [SUMMARIZED_FAILED],
+        "Notify": [PUBLISHED],
     })
-    assert on_moto.states == ["RegisterTrial", "Train", "TrainingCompleted", "TrainingNotCompleted",
-                              "RecordFailure", "NotifyFailure", "PipelineFailed"]
+    assert on_moto.states == [*START, "Train", "TrainingCompleted", "TrainingNotCompleted", *AFTER_FAILURE]
     [record] = parameters_of(local, "RecordFailure")
     assert record["Payload"]["run"]["error"] == {
         "Error": "TrainingJobNotCompleted",
@@ -817,18 +859,21 @@ def test_caught_failure(aws: Any) -> None:
         "RegisterTrial": [REGISTERED],
         "Train": [Fail("States.TaskFailed", FAILED_TRAINING_CAUSE)],
         "RecordFailure": [RECORDED_FAILED],
-        "NotifyFailure": [PUBLISHED],
+        "Summarize": [SUMMARIZED_FAILED],
+        "Notify": [PUBLISHED],
     })
     assert on_moto.states == CAUGHT_STATES
     assert (on_moto.status, on_moto.error, on_moto.cause) == ("FAILED", "PipelineFailed", PIPELINE_FAILED_CAUSE)
     assert on_moto.output is None
     [record] = parameters_of(local, "RecordFailure")
     assert record["Payload"]["mode"] == "failed"
-    assert record["Payload"]["run"] == {**RUN_INPUT, "error": {"Error": "States.TaskFailed",
-                                                              "Cause": FAILED_TRAINING_CAUSE}}
+    assert record["Payload"]["run"] == {**RUN, "registered": {"reused_from": ""},
+                                        "error": {"Error": "States.TaskFailed", "Cause": FAILED_TRAINING_CAUSE}}
     assert json.loads(record["Payload"]["run"]["error"]["Cause"])["FailureReason"] == FAILURE_REASON
-    [notify] = parameters_of(local, "NotifyFailure")
-    assert notify["Message"] == RECORDED_FAILED["Payload"]["message"]
+    [summarize] = parameters_of(local, "Summarize")
+    assert summarize["Payload"]["run"]["outcomes"] == [{"trial": EXECUTION, "status": "Failed"}]
+    [notify] = parameters_of(local, "Notify")  # one notification: the comparison's
+    assert notify["Message"] == SUMMARIZED_FAILED["Payload"]["message"]
 
 
 def test_notification_failure_is_retried_then_caught(aws: Any) -> None:
@@ -839,40 +884,55 @@ def test_notification_failure_is_retried_then_caught(aws: Any) -> None:
         "Train": [training_job()],
         "Evaluate": [processing_job()],
         "RecordResults": [RECORDED],
+        "Summarize": [SUMMARIZED],
         "Notify": [SNS_DOWN] * 4,
     })
-    assert on_moto.states == [*SUCCESS_STATES[:-1], "NotificationNotSent"]
+    assert on_moto.states == [*SUCCESS_STATES[:-2], "NotificationNotSent", "SweepOutcome", "Done"]
     assert on_moto.status == "SUCCEEDED"
     assert on_moto.output["notification_error"] == {"Error": SNS_DOWN.error, "Cause": SNS_DOWN.cause}
     assert on_moto.delays == local.delays == [2, 4, 8]
 
 
 def test_failure_that_cannot_be_recorded(aws: Any) -> None:
-    """RecordFailure's function raises (not a retried error): NotifyUnrecordedFailure formats both errors."""
+    """RecordFailure's function raises (not a retried error): the iteration ends TrialNotRecorded with both error
+    names, and the comparison (which records the trial failed with them) notifies."""
     store_down = FunctionError("ValueError", "experiment store unavailable")
     on_moto, local = run_both(aws, {
         "RegisterTrial": [REGISTERED],
         "Train": [Fail("States.TaskFailed", FAILED_TRAINING_CAUSE)],
         "RecordFailure": [store_down],
-        "NotifyUnrecordedFailure": [PUBLISHED],
+        "Summarize": [SUMMARIZED_FAILED],
+        "Notify": [PUBLISHED],
     })
-    assert on_moto.states == ["RegisterTrial", "Train", "RecordFailure", "NotifyUnrecordedFailure", "PipelineFailed"]
+    assert on_moto.states == [*START, "Train", "RecordFailure", "TrialNotRecorded", *AFTER_FAILURE[2:]]
     assert (on_moto.status, on_moto.error) == ("FAILED", "PipelineFailed")
-    [notify] = parameters_of(local, "NotifyUnrecordedFailure")
-    store_cause = json.dumps(store_down.payload(), separators=(",", ":"))
-    assert notify == {
-        "TopicArn": TOPIC_ARN,
-        "Subject": "nyanops: run failed (not recorded)",
-        "Message": f"Run {EXECUTION} of experiment cats failed and the failure could not be recorded. "
-                   f"Error: States.TaskFailed: {FAILED_TRAINING_CAUSE}. Recording error: ValueError: {store_cause}",
-    }
+    [summarize] = parameters_of(local, "Summarize")
+    assert summarize["Payload"]["run"]["outcomes"] == [
+        {"trial": EXECUTION, "status": "NotRecorded", "error": "States.TaskFailed", "record_error": "ValueError"}]
+
+
+def test_a_comparison_that_fails_is_notified_and_fails_the_run(aws: Any) -> None:
+    """Summarize's function raises: NotifySweepError formats the error, the execution fails."""
+    on_moto, local = run_both(aws, {
+        "RegisterTrial": [REGISTERED],
+        "Train": [training_job()],
+        "Evaluate": [processing_job()],
+        "RecordResults": [RECORDED],
+        "Summarize": [FunctionError("ValueError", "experiment store unavailable")],
+        "NotifySweepError": [PUBLISHED],
+    })
+    assert on_moto.states == [*SUCCESS_STATES[:9], "Summarize", "NotifySweepError", "PipelineFailed"]
+    [notify] = parameters_of(local, "NotifySweepError")
+    assert notify["Subject"] == "nyanops: run finished without a summary"
+    assert notify["Message"].startswith(f"Run {EXECUTION} of experiment cats: the comparison of its trials failed "
+                                        "(ValueError: ")
 
 
 # -- a Map: a sweep's trials in parallel ------------------------------------------------------------------------
-# A test-only state machine (the project's ASL has no Map yet): each trial trains (retried when throttled; a
-# failed job is caught inside its iteration and recorded, so its siblings go on), then is recorded; running out
-# of capacity ends the iteration in a Fail state, which the iteration does not catch: that fails the Map, whose
-# Catch fails the execution with the iteration's error. (The uncaught error is a custom one: moto's Map cannot
+# A test-only state machine for what the pipeline's own Map (below) never does: each trial trains (retried when
+# throttled; a failed job is caught inside its iteration and recorded, so its siblings go on), then is recorded;
+# running out of capacity ends the iteration in a Fail state, which the iteration does not catch: that fails the Map,
+# whose Catch fails the execution with the iteration's error. (The uncaught error is a custom one: moto's Map cannot
 # carry an iteration error named States.*, e.g. States.Timeout; see docs/decisions.md.)
 
 TRAINING_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
@@ -1087,3 +1147,117 @@ def test_map_all_trials_fail_uncaught(aws: Any) -> None:
     on_moto, _ = run_both(aws, {"Train/t1": [NO_CAPACITY]}, machine=sweep(1))
     assert (on_moto.status, on_moto.error) == ("FAILED", "Sweep.NoCapacity")
     assert on_moto.states == ["Prepare", "Trials", "Train", "NoCapacity", "SweepFailed"]
+
+
+# -- the pipeline's own Map: a sweep of three trials through statemachine/training_pipeline.asl.json ------------
+
+SWEEP_NAMES = [f"{EXECUTION}-t{i}" for i in (1, 2, 3)]
+
+
+def _renamed(value: Any, trial: str) -> Any:
+    """``value`` (the one-trial fixtures) for ``trial``: its job names and locations follow the trial's name."""
+    return json.loads(json.dumps(value).replace(EXECUTION, trial))
+
+
+def sweep_item(index: int) -> dict[str, Any]:
+    item = _renamed(TRIAL_ITEM, SWEEP_NAMES[index])
+    item["index"] = index
+    item["hyperparameters"]["epochs"] = 5 * (index + 1)
+    item["training"]["hyperparameters"]["epochs"] = str(5 * (index + 1))
+    return item
+
+
+def pipeline_trial_key(state: str, parameters: Any) -> str:
+    """Outcomes per state and trial: a job's name starts with its trial's, a RecordResults payload names it."""
+    job = parameters.get("TrainingJobName") or parameters.get("ProcessingJobName") or ""
+    trial = job.rsplit("-", 1)[0] if job else ((parameters.get("Payload") or {}).get("run") or {}).get("trial")
+    return f"{state}/{trial}" if trial else state
+
+
+def pipeline_sweep(max_concurrency: int) -> Machine:
+    run_input = {**SHARED, "max_concurrency": max_concurrency, "trials": [sweep_item(i) for i in range(3)]}
+    return Machine("nyanops-training-pipeline", DEFINITION, run_input, pipeline_trial_key)
+
+
+def summarized(completed: int) -> dict[str, Any]:
+    return invoked({"execution": EXECUTION, "completed": completed, "best_trial": SWEEP_NAMES[1] if completed else "",
+                    "subject": "nyanops: cats sweep of 3 trials", "message": f"{completed} of 3 trials completed"})
+
+
+def trial_trains(trial: str) -> dict[str, list[Outcome]]:
+    return {f"RegisterTrial/{trial}": [invoked({"trial": trial, "status": "InProgress", "reused_from": ""})],
+            f"Train/{trial}": [_renamed(training_job(), trial)],
+            f"Evaluate/{trial}": [_renamed(processing_job(), trial)],
+            f"RecordResults/{trial}": [_renamed(RECORDED, trial)]}
+
+
+def trial_fails(trial: str) -> dict[str, list[Outcome]]:
+    return {f"RegisterTrial/{trial}": [invoked({"trial": trial, "status": "InProgress", "reused_from": ""})],
+            f"Train/{trial}": [Fail("States.TaskFailed", _renamed(FAILED_TRAINING_CAUSE, trial))],
+            f"RecordFailure/{trial}": [_renamed(RECORDED_FAILED, trial)]}
+
+
+def trial_reused(trial: str, original: str) -> dict[str, list[Outcome]]:
+    return {f"RegisterTrial/{trial}": [invoked({"trial": trial, "status": "Completed", "reused_from": original})]}
+
+
+@pytest.mark.parametrize("local_cap", [None, 1])
+def test_the_pipeline_map_runs_every_trial(aws: Any, local_cap: int | None) -> None:
+    """Three trials at once (MaxConcurrencyPath 0): each runs the per-trial states in its own iteration; one
+    comparison of the three and one notification. Locally under the machine's cap too."""
+    outcomes = {k: v for t in SWEEP_NAMES for k, v in trial_trains(t).items()}
+    on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(3)], "Notify": [PUBLISHED]},
+                              machine=pipeline_sweep(0), ordered=False, max_parallel=local_cap)
+    assert on_moto.status == "SUCCEEDED"
+    assert on_moto.output["sweep"] == [{"trial": t, "status": "Completed", "registry": ""} for t in SWEEP_NAMES]
+    assert ("MapStateStarted", 3) in on_moto.trace and ("MapStateStarted", 3) in local.trace
+    [summarize] = parameters_of(local, "Summarize")
+    assert summarize["Payload"]["run"]["outcomes"] == on_moto.output["sweep"]
+    assert len(parameters_of(local, "Notify")) == 1
+    trains = sorted(p["HyperParameters"]["epochs"] for name, _, p in local.script.calls if name.startswith("Train/"))
+    assert trains == ["10", "15", "5"]
+
+
+def test_the_pipeline_map_in_order_agrees_event_by_event(aws: Any) -> None:
+    """MaxConcurrencyPath 1: one trial after the other, so both histories agree event by event; the second trial
+    reuses a completed one (no job runs for it)."""
+    outcomes = {**trial_trains(SWEEP_NAMES[0]), **trial_reused(SWEEP_NAMES[1], "m-old-0000000000000001"),
+                **trial_trains(SWEEP_NAMES[2])}
+    on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(3)], "Notify": [PUBLISHED]},
+                              machine=pipeline_sweep(1))
+    per_trial = [*START[1:], "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore",
+                 "TrialCompleted"]
+    assert on_moto.states == ["Trials", *per_trial, *START[1:], "TrialReused", *per_trial, *AFTER_SUCCESS[1:]]
+    assert on_moto.output["sweep"][1] == {"trial": SWEEP_NAMES[1], "status": "Reused",
+                                          "reused_from": "m-old-0000000000000001"}
+    assert [e for e in local.trace if e[0].startswith("MapIteration")] == [
+        (kind, "Trials", i) for i in range(3) for kind in ("MapIterationStarted", "MapIterationSucceeded")]
+
+
+def test_the_pipeline_map_one_failed_trial_does_not_stop_the_others(aws: Any) -> None:
+    """The second trial's training fails: recorded as failed inside its iteration; the others complete, the Map
+    and the execution succeed, the comparison lists the failure."""
+    outcomes = {**trial_trains(SWEEP_NAMES[0]), **trial_fails(SWEEP_NAMES[1]), **trial_trains(SWEEP_NAMES[2])}
+    on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(2)], "Notify": [PUBLISHED]},
+                              machine=pipeline_sweep(0), ordered=False)
+    assert on_moto.status == "SUCCEEDED"
+    assert on_moto.output["sweep"] == [{"trial": SWEEP_NAMES[0], "status": "Completed", "registry": ""},
+                                       {"trial": SWEEP_NAMES[1], "status": "Failed"},
+                                       {"trial": SWEEP_NAMES[2], "status": "Completed", "registry": ""}]
+    [failure] = parameters_of(local, f"RecordFailure/{SWEEP_NAMES[1]}")
+    assert failure["Payload"]["run"]["trial"] == SWEEP_NAMES[1]
+    assert failure["Payload"]["run"]["error"]["Error"] == "States.TaskFailed"
+    assert ("MapStateSucceeded",) in on_moto.trace and ("MapStateSucceeded",) in local.trace
+
+
+def test_the_pipeline_map_every_trial_failed(aws: Any) -> None:
+    """Every training fails: each recorded in its iteration, the Map succeeds, the comparison says none
+    completed, the one notification goes out and the execution fails."""
+    outcomes = {k: v for t in SWEEP_NAMES for k, v in trial_fails(t).items()}
+    on_moto, local = run_both(aws, {**outcomes, "Summarize": [summarized(0)], "Notify": [PUBLISHED]},
+                              machine=pipeline_sweep(0), ordered=False)
+    assert (on_moto.status, on_moto.error, on_moto.cause) == ("FAILED", "PipelineFailed", PIPELINE_FAILED_CAUSE)
+    assert on_moto.states.count("RecordFailure") == 3 and on_moto.states.count("Notify") == 1
+    assert ("MapStateSucceeded",) in on_moto.trace and ("MapStateSucceeded",) in local.trace
+    [summarize] = parameters_of(local, "Summarize")
+    assert summarize["Payload"]["run"]["outcomes"] == [{"trial": t, "status": "Failed"} for t in SWEEP_NAMES]

@@ -51,6 +51,7 @@ def test_the_evaluation_image_follows_the_processing_instance(template, resource
 
 
 def test_the_processing_states_use_the_processing_image(asl):
+    states = asl["States"]["Trials"]["ItemProcessor"]["States"]  # the per-trial states: inside the sweep's Map
     for name in ("Evaluate", "EvaluateChampion"):
-        assert asl["States"][name]["Parameters"]["AppSpecification"]["ImageUri"] == "${ProcessingImage}"
-    assert asl["States"]["Train"]["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == "${TrainingImage}"
+        assert states[name]["Parameters"]["AppSpecification"]["ImageUri"] == "${ProcessingImage}"
+    assert states["Train"]["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == "${TrainingImage}"

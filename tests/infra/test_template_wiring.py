@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nyanops.core import best_model, naming
+from nyanops.core import best_model, limits, naming
 from nyanops.core.execution_input import supports_volume_kms
-from nyanops.core.settings import KMS_KEY_ARN_RE, RecordResultsSettings, StartPipelineSettings
+from nyanops.core.settings import KMS_KEY_ARN_RE, PipelineSettings, RecordResultsSettings, StartPipelineSettings
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 # Set by Lambda itself, never by the template.
@@ -108,6 +108,16 @@ def test_parameters_follow_the_core(template):
     assert rule.match(params["DefaultExperimentName"]["Default"])
     assert "ml.g4dn.xlarge" in params["TrainingInstanceType"]["AllowedValues"]
     assert params["TrainingInstanceType"]["Default"] == "ml.m5.xlarge"
+    # The Map's MaxConcurrency: 0 (no limit) up to the most trials a sweep may have, as PipelineSettings allows.
+    sweep = params["SweepMaxConcurrency"]
+    assert (sweep["MinValue"], sweep["MaxValue"]) == (0, limits.SWEEP_MAX_CONCURRENCY)
+    field = PipelineSettings.model_fields["sweep_max_concurrency"]
+    assert sweep["Default"] == field.default
+
+
+def test_the_sweep_concurrency_reaches_the_execution_input(template, resources):
+    env = resources["StartPipelineFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SWEEP_MAX_CONCURRENCY"] == {"Ref": "SweepMaxConcurrency"}
 
 
 def test_email_subscription_only_when_an_address_is_given(template, resources):

@@ -109,9 +109,8 @@ def test_parse_progress_reads_the_documented_format() -> None:
 
 
 def test_progress_lines_are_never_taken_for_metrics() -> None:
-    definitions = json.loads(ASL.read_text())["States"]["Train"]["Parameters"]["AlgorithmSpecification"][
-        "MetricDefinitions"
-    ]
+    definitions = json.loads(ASL.read_text())["States"]["Trials"]["ItemProcessor"]["States"]["Train"]["Parameters"][
+        "AlgorithmSpecification"]["MetricDefinitions"]
     assert definitions
     for line in PROGRESS_LINES:
         assert not any(re.search(d["Regex"], line) for d in definitions), line

@@ -28,9 +28,8 @@ pytestmark = pytest.mark.ml
 _ASL = Path(__file__).resolve().parents[2] / "statemachine" / "training_pipeline.asl.json"
 METRIC_REGEXES = [
     d["Regex"]
-    for d in json.loads(_ASL.read_text())["States"]["Train"]["Parameters"]["AlgorithmSpecification"][
-        "MetricDefinitions"
-    ]
+    for d in json.loads(_ASL.read_text())["States"]["Trials"]["ItemProcessor"]["States"]["Train"]["Parameters"][
+        "AlgorithmSpecification"]["MetricDefinitions"]
 ]
 assert len(METRIC_REGEXES) == 4, METRIC_REGEXES
 FAST = ["--image-size", "64", "--batch-size", "4", "--test-batch-size", "8", "--workers", "2"]

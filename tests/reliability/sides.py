@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from nyanops.core import layout
+from nyanops.core.execution_input import trial_run
 from nyanops.core.experiments import TrialRecord
 from nyanops.core.record_results import RecordResultsDeps, record
 from nyanops.local import integrations
@@ -41,7 +42,9 @@ class Side(Protocol):
     def notifications(self) -> list[tuple[str, str]]: ...
     def executions(self) -> list[str]: ...
     def reads(self) -> list[str]: ...
-    def run_input(self, execution: str) -> dict[str, Any]: ...
+    def run_input(self, execution: str) -> dict[str, Any]:
+        """The state the execution's (first) trial's states get: the shared input and that trial (trial_run)."""
+        ...
     def record(self, mode: str, run: dict[str, Any]) -> dict[str, Any]: ...
     def evaluate(self, run: dict[str, Any], body: bytes, *, started: datetime | None = None,
                  ended: datetime | None = None, status: str = "Completed", exit_message: str = "",
@@ -150,7 +153,7 @@ class LocalSide:
     def run_input(self, execution: str) -> dict[str, Any]:
         row = self.pipeline.executions.get(execution)
         assert row is not None
-        return copy.deepcopy(row.input)
+        return trial_run(copy.deepcopy(row.input), 0)  # the state the run's (first) trial's states get
 
     def record(self, mode: str, run: dict[str, Any]) -> dict[str, Any]:
         handler = self.pipeline.function("RecordResults")

@@ -100,8 +100,9 @@ def test_a_new_datasets_trial_is_compared_on_its_own_test_set(champion_on_new: i
     code = setup(pipeline, tmp_path, {"old-eval": 6, "new-eval": 2, "new-champ1": champion_on_new})
     old, _ = run(pipeline, "old", "cats-old", code)
     new, states = run(pipeline, "new", "cats-new", code)
-    assert states == ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate", "RecordResults",
-                      "ChampionToRescore", "EvaluateChampion", "RecordChampion", "ChampionToRescore", "Notify", "Done"]
+    assert states == ["Trials", "RegisterTrial", "ReuseOrTrain", "Train", "TrainingCompleted", "Evaluate",
+                      "RecordResults", "ChampionToRescore", "EvaluateChampion", "RecordChampion", "ChampionToRescore",
+                      "TrialCompleted", "Summarize", "Notify", "SweepOutcome", "Done"]
     raw_new, raw_old = score(2, CLASSES, SUPPORT), score(6, CLASSES, SUPPORT)
     champion_value = score(champion_on_new, CLASSES, SUPPORT)
     assert raw_new > raw_old  # on raw F1 the new trial would win either way
@@ -117,8 +118,9 @@ def test_a_new_datasets_trial_is_compared_on_its_own_test_set(champion_on_new: i
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in describe["ProcessingInputs"]}
     assert inputs["model"] == records[old].model_location and inputs["test"].endswith("/datasets/cats-new/test/")
     printed = console.getvalue()
-    headline = "NEW BEST" if moves else f"best remains {old}"
-    assert f"macro_f1: {headline}" in printed and "Why: macro_f1 (higher is better) on this trial's" in printed
+    best = new if moves else old
+    assert f"Best model of experiment cats: {best} " in printed
+    assert "Why: macro_f1 (higher is better) on this trial's" in printed
 
 
 def test_the_same_test_set_is_compared_directly(pipeline: LocalPipeline, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import pytest
 from aws.evaluation_docs import evaluation_doc, score
 
 from nyanops.code_bundle import build_bundle, push_bundle
+from nyanops.core.execution_input import trial_run
 from nyanops.core.experiments import ExperimentBusy, TrialRecord
 from nyanops.local.asl import TaskContext, TaskFailed
 from nyanops.local.executions import ExecutionRow
@@ -118,10 +119,13 @@ def run_once(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float], conso
     return Run(row, trial, states, attempts, list(sleeps), console.getvalue())
 
 
-FAILURE_PATH = ["RegisterTrial", "Train", "RecordFailure", "NotifyFailure", "PipelineFailed"]
-SUCCESS_PATH = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore",
-                "Notify", "Done"]
-EVALUATED = ["RegisterTrial", "Train", "TrainingCompleted", "Evaluate"]
+# The run's one trial is the Map's one iteration; its failure is recorded there, then compared and notified once.
+START = ["Trials", "RegisterTrial", "ReuseOrTrain"]
+FAILED_TAIL = ["RecordFailure", "TrialFailed", "Summarize", "Notify", "SweepOutcome", "PipelineFailed"]
+FAILURE_PATH = [*START, "Train", *FAILED_TAIL]
+SUCCESS_PATH = [*START, "Train", "TrainingCompleted", "Evaluate", "RecordResults", "ChampionToRescore",
+                "TrialCompleted", "Summarize", "Notify", "SweepOutcome", "Done"]
+EVALUATED = [*START, "Train", "TrainingCompleted", "Evaluate"]
 SUBJECT = f"[notification] nyanops: cats macro_f1 {score(1):.3f} (new best)"
 
 
@@ -131,7 +135,7 @@ def assert_failed(run: Run, states: list[str], cause: str) -> None:
     assert run.trial.status == "Failed" and not run.trial.is_best
     assert run.trial.error.startswith(cause), run.trial.error
     assert "[notification] nyanops: cats run failed\n" in run.printed
-    assert f"of experiment cats failed.\n    {cause}" in run.printed
+    assert f"  {run.trial.trial}  failed: {' '.join(cause.split())}" in run.printed
 
 
 def test_training_script_raises(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
@@ -147,7 +151,7 @@ def test_training_exceeds_its_stopping_condition(pipeline: LocalPipeline, tmp_pa
     # PipelineSettings refuses less than 60 s (a product limit); the test shortens only this run's input.
     pipeline.settings = pipeline.settings.model_copy(update={"max_runtime_seconds": 1})
     run = run_once(pipeline, tmp_path, sleeps, console, train="overrun")
-    assert run.row.input["training"]["stopping_condition"] == {"MaxRuntimeInSeconds": 1}
+    assert trial_run(run.row.input, 0)["training"]["stopping_condition"] == {"MaxRuntimeInSeconds": 1}
     assert_failed(run, FAILURE_PATH,
                   "States.TaskFailed: training job Stopped: MaxRuntimeExceeded: the job ran longer than its 1 s "
                   "stopping condition")
@@ -165,15 +169,16 @@ def test_training_process_is_killed(pipeline: LocalPipeline, tmp_path: Path, sle
 def test_evaluation_fails(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
                           console: io.StringIO) -> None:
     run = run_once(pipeline, tmp_path, sleeps, console, evaluation="raise")
-    # A processing job's FailureReason is SageMaker's generic one; the script's reason is its ExitMessage,
-    # and that is what the trial records and the notification says.
-    assert_failed(run, [*EVALUATED, *FAILURE_PATH[2:]],
+    # A processing job's FailureReason is SageMaker's generic one; the script's reason is its ExitMessage.
+    assert_failed(run, [*EVALUATED, *FAILED_TAIL],
                   "States.TaskFailed: error: ValueError: model.tar.gz holds no model.pth")
     failed = [e for e in pipeline.executions.events(run.row.name) if e["type"] == "TaskFailed"]
     described = json.loads(failed[0]["detail"]["cause"])
     assert described["FailureReason"] == "AlgorithmError: See job logs for more information"
     assert described["ExitMessage"].startswith("error: ValueError: model.tar.gz holds no model.pth")
-    assert run.attempts == {"RegisterTrial": 1, "Train": 1, "Evaluate": 1, "RecordFailure": 1, "NotifyFailure": 1}
+    assert "ValueError: model.tar.gz holds no model.pth" in run.trial.error
+    assert run.attempts == {"RegisterTrial": 1, "Train": 1, "Evaluate": 1, "RecordFailure": 1, "Summarize": 1,
+                            "Notify": 1}
     # The processing job's reason (its ExitMessage) is what is recorded and notified, not a generic text.
     describe = json.loads((pipeline.root / "jobs" / f"{run.row.name}-eval" / "describe.json").read_text())
     assert describe["ExitMessage"] in run.trial.error
@@ -183,7 +188,7 @@ def test_evaluation_writes_an_invalid_report(pipeline: LocalPipeline, tmp_path: 
                                              console: io.StringIO) -> None:
     """RecordResults raises (not retried: the same file would fail again) → recorded as failed."""
     run = run_once(pipeline, tmp_path, sleeps, console, evaluation="garbage")
-    assert_failed(run, [*EVALUATED, "RecordResults", *FAILURE_PATH[2:]], "EvaluationRefused: s3://nyanops-local/runs/")
+    assert_failed(run, [*EVALUATED, "RecordResults", *FAILED_TAIL], "EvaluationRefused: s3://nyanops-local/runs/")
     assert "evaluation.json: not JSON" in run.trial.error
     assert run.attempts["RecordResults"] == 1 and run.sleeps == []
 
@@ -233,7 +238,7 @@ def test_record_results_busy_forever_gives_up_and_records_the_failure(
         pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float], console: io.StringIO) -> None:
     pipeline.experiments = FlakyStore(pipeline.experiments, complete=[busy() for _ in range(7)])  # type: ignore
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert_failed(run, [*EVALUATED, "RecordResults", *FAILURE_PATH[2:]],
+    assert_failed(run, [*EVALUATED, "RecordResults", *FAILED_TAIL],
                   "ExperimentBusy: experiment 'cats' is locked by another evaluation")
     assert run.attempts["RecordResults"] == 7  # 1 + MaxAttempts 6
     assert run.sleeps == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0]  # BackoffRate 2, MaxDelaySeconds 60
@@ -244,24 +249,24 @@ def test_record_results_other_error_is_recorded_not_retried(
     error = sqlite3.OperationalError("disk I/O error")
     pipeline.experiments = FlakyStore(pipeline.experiments, complete=[error])  # type: ignore[arg-type]
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert_failed(run, [*EVALUATED, "RecordResults", *FAILURE_PATH[2:]], "OperationalError: disk I/O error")
+    assert_failed(run, [*EVALUATED, "RecordResults", *FAILED_TAIL], "OperationalError: disk I/O error")
     assert run.attempts["RecordResults"] == 1 and run.sleeps == []
 
 
 def test_recording_the_failure_fails_too(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
                                          console: io.StringIO) -> None:
-    """Training fails and RecordFailure raises: the raw error goes out (NotifyUnrecordedFailure), and the
-    trial must still not stay InProgress."""
+    """Training fails and RecordFailure raises: the iteration ends TrialNotRecorded with both error names, the
+    comparison records the trial as failed with them and notifies; the trial must not stay InProgress."""
     error = sqlite3.OperationalError("database disk image is malformed")
     pipeline.experiments = FlakyStore(pipeline.experiments, fail=[error])  # type: ignore[arg-type]
     run = run_once(pipeline, tmp_path, sleeps, console, train="raise")
     assert run.row.status == "FAILED"
-    assert run.states == ["RegisterTrial", "Train", "RecordFailure", "NotifyUnrecordedFailure", "PipelineFailed"]
-    assert "[notification] nyanops: run failed (not recorded)\n" in run.printed
-    assert "Recording error: OperationalError: " in run.printed
+    assert run.states == [*START, "Train", "RecordFailure", "TrialNotRecorded", "Summarize", "Notify",
+                          "SweepOutcome", "PipelineFailed"]
+    assert "[notification] nyanops: cats run failed\n" in run.printed
     assert run.trial.status == "Failed"
-    assert run.trial.error.startswith("States.TaskFailed: AlgorithmError: exit code 1\n")
-    assert "recording the failure failed: OperationalError: database disk image is malformed" in run.trial.error
+    assert run.trial.error == "States.TaskFailed (recording the failure failed: OperationalError)"
+    assert f"  {run.trial.trial}  failed: {run.trial.error}" in run.printed
 
 
 def failing_publish(pipeline: LocalPipeline, times: int) -> list[str]:
@@ -283,7 +288,7 @@ def test_notification_cannot_be_sent(pipeline: LocalPipeline, tmp_path: Path, sl
     attempts = failing_publish(pipeline, times=99)
     run = run_once(pipeline, tmp_path, sleeps, console)
     assert run.row.status == "SUCCEEDED"
-    assert run.states == [*SUCCESS_PATH[:-1], "NotificationNotSent"]
+    assert run.states == [*SUCCESS_PATH[:-2], "NotificationNotSent", "SweepOutcome", "Done"]
     assert run.attempts["Notify"] == 4 and len(attempts) == 4 and run.sleeps == [2.0, 4.0, 8.0]
     assert run.trial.status == "Completed" and run.trial.is_best  # the result is kept
     assert run.row.output["notification_error"] == {"Error": "States.TaskFailed",
@@ -303,8 +308,9 @@ def test_failure_notification_cannot_be_sent(pipeline: LocalPipeline, tmp_path: 
                                              console: io.StringIO) -> None:
     failing_publish(pipeline, times=99)
     run = run_once(pipeline, tmp_path, sleeps, console, train="raise")
-    assert run.row.status == "FAILED" and run.states == FAILURE_PATH
-    assert run.attempts["NotifyFailure"] == 4 and run.sleeps == [2.0, 4.0, 8.0]
+    assert run.row.status == "FAILED" and run.states == [*FAILURE_PATH[:-2], "NotificationNotSent", "SweepOutcome",
+                                                         "PipelineFailed"]
+    assert run.attempts["Notify"] == 4 and run.sleeps == [2.0, 4.0, 8.0]
     assert run.trial.status == "Failed" and "RuntimeError: CUDA out of memory" in run.trial.error
 
 
@@ -326,7 +332,7 @@ def sagemaker_refuses(monkeypatch: pytest.MonkeyPatch, method: str, error: str, 
     return calls
 
 
-THROTTLED_TRAIN = ["RegisterTrial", "Train", "TrainApiError", "TrainBackoff", "TrainWait", "Train"]
+THROTTLED_TRAIN = [*START, "Train", "TrainApiError", "TrainBackoff", "TrainWait", "Train"]
 
 
 def test_sagemaker_throttles_training_once(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],
@@ -335,9 +341,12 @@ def test_sagemaker_throttles_training_once(pipeline: LocalPipeline, tmp_path: Pa
     cause retries it after the backoff delay."""
     calls = sagemaker_refuses(monkeypatch, "create_training_job", "AmazonSageMakerException", times=1)
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert run.row.status == "SUCCEEDED" and run.states == [*THROTTLED_TRAIN, *SUCCESS_PATH[2:]]
+    assert run.row.status == "SUCCEEDED" and run.states == [*THROTTLED_TRAIN, *SUCCESS_PATH[len(START) + 1 :]]
     assert len(calls) == 2 and run.attempts["Train"] == 2 and run.sleeps == [30.0]
-    assert run.row.output["retries"]["train"] == {"count": 1, "wait_seconds": 30}
+    # The counter lives in the trial's iteration (its state), as its TrainBackoff left it.
+    [backoff] = [e["detail"]["output"] for e in pipeline.executions.events(run.row.name)
+                 if e["type"] == "PassStateExited" and e["state"] == "TrainBackoff"]
+    assert backoff["retries"]["train"] == {"count": 1, "wait_seconds": 30}
     assert run.trial.status == "Completed" and run.trial.is_best
 
 
@@ -346,7 +355,7 @@ def test_sagemaker_validation_errors_are_not_retried(pipeline: LocalPipeline, tm
     calls = sagemaker_refuses(monkeypatch, "create_training_job", "AmazonSageMakerException", times=99,
                               code="ValidationException")
     run = run_once(pipeline, tmp_path, sleeps, console)
-    assert_failed(run, ["RegisterTrial", "Train", "TrainApiError", "SageMakerApiFailed", *FAILURE_PATH[2:]],
+    assert_failed(run, [*START, "Train", "TrainApiError", "SageMakerApiFailed", *FAILED_TAIL],
                   "SageMaker.AmazonSageMakerException: Rate exceeded (Service: AmazonSageMaker; Status Code: 400; "
                   "Error Code: ValidationException")
     assert len(calls) == 1 and run.sleeps == []
@@ -358,7 +367,7 @@ def test_sagemaker_throttles_evaluation_once(pipeline: LocalPipeline, tmp_path: 
     run = run_once(pipeline, tmp_path, sleeps, console)
     assert run.row.status == "SUCCEEDED" and len(calls) == 2
     assert run.attempts["Evaluate"] == 2 and run.sleeps == [30.0]
-    assert run.states[3:7] == ["Evaluate", "EvaluateApiError", "EvaluateBackoff", "EvaluateWait"]
+    assert run.states[5:9] == ["Evaluate", "EvaluateApiError", "EvaluateBackoff", "EvaluateWait"]
 
 
 def test_sagemaker_throttling_that_persists_is_recorded(pipeline: LocalPipeline, tmp_path: Path,
@@ -369,8 +378,7 @@ def test_sagemaker_throttling_that_persists_is_recorded(pipeline: LocalPipeline,
     assert run.row.status == "FAILED" and len(calls) == 5  # 1 + 4 retries
     assert run.sleeps == [30.0, 60.0, 120.0, 240.0]
     assert run.trial.error.startswith("SageMaker.AmazonSageMakerException: Rate exceeded")
-    assert run.states[-5:] == ["TrainApiError", "SageMakerApiFailed", "RecordFailure", "NotifyFailure",
-                               "PipelineFailed"]
+    assert run.states[-8:] == ["TrainApiError", "SageMakerApiFailed", *FAILED_TAIL]
 
 
 def test_sagemaker_resource_limit_once_is_retried(pipeline: LocalPipeline, tmp_path: Path, sleeps: list[float],

@@ -92,7 +92,7 @@ def test_timeline_and_graph_escape_state_names_errors_and_causes() -> None:
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in timeline and "<script>" not in timeline
     evil = copy.deepcopy(ASL)
     evil["States"]['<b onmouseover="x">Evil</b>'] = {"Type": "Pass", "End": True}
-    evil["States"]["RegisterTrial"]["Next"] = '<b onmouseover="x">Evil</b>'
+    evil["States"]["Trials"]["Next"] = '<b onmouseover="x">Evil</b>'
     from nyanops.execution_view import build_view
 
     graph = report.graph_svg(build_view(evil, [], name="<n>", status="RUNNING"))

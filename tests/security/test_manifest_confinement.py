@@ -18,7 +18,7 @@ import pytest
 
 from nyanops.core import layout, naming
 from nyanops.core.dataset import DatasetSummary
-from nyanops.core.execution_input import RunRequest, build_execution_input
+from nyanops.core.execution_input import RunRequest, build_execution_input, trial_run
 from nyanops.core.manifest import parse_manifest
 from nyanops.core.rejection import UploadRejected
 from nyanops.core.settings import PipelineSettings
@@ -192,7 +192,7 @@ def test_every_s3_uri_of_an_accepted_manifest_stays_in_its_prefixes(raw: bytes, 
     assert naming.SAGEMAKER_JOB_NAME_RE.match(run["execution_name"])
     walked = {k: v for k, v in run.items() if k not in ("source", "comment")}  # source: the upload itself
     assert_confined(s3_uris(walked), run)
-    hyper = run["training"]["hyperparameters"]
+    hyper = trial_run(run, 0)["training"]["hyperparameters"]
     assert hyper["sagemaker_submit_directory"] == f"s3://{BUCKET}/{layout.code_bundle_key(run['code']['hash'])}"
     assert hyper["sagemaker_program"] == "train.py"
     assert {k for k in hyper if k.startswith("sagemaker_")} == {
@@ -219,7 +219,10 @@ class RecordingServices:
         if resource.endswith("createProcessingJob.sync"):
             return {"ProcessingJobName": parameters["ProcessingJobName"], "ProcessingJobStatus": "Completed"}
         if resource == "arn:aws:states:::lambda:invoke":
-            return {"StatusCode": 200, "Payload": {"subject": "s", "message": "m"}}
+            # RegisterTrial: nothing to reuse (the jobs run); Summarize: one trial completed.
+            return {"StatusCode": 200, "Payload": {"subject": "s", "message": "m", "reused_from": "", "completed": 1,
+                                                   "registry": "",
+                                                   "best_trial": ""}}
         return {"MessageId": "m-1"}
 
 

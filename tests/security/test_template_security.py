@@ -221,7 +221,8 @@ def test_no_global_checkov_skips_in_the_tooling():
 
 def test_sagemaker_jobs_encrypt_traffic_and_isolate_evaluation():
     states = json.loads(ASL_FILE.read_text())["States"]
-    train, evaluate = states["Train"]["Parameters"], states["Evaluate"]["Parameters"]
+    trial = states["Trials"]["ItemProcessor"]["States"]  # the per-trial states, inside the sweep's Map
+    train, evaluate = trial["Train"]["Parameters"], trial["Evaluate"]["Parameters"]
     assert train["EnableInterContainerTrafficEncryption"] is True
     assert evaluate["NetworkConfig"]["EnableInterContainerTrafficEncryption"] is True
     # Evaluation needs nothing from the network: its inputs are staged by SageMaker from S3.
@@ -235,8 +236,8 @@ def test_sagemaker_jobs_encrypt_traffic_and_isolate_evaluation():
 def test_sagemaker_jobs_take_the_optional_kms_key_from_the_execution_input(template, resources):
     """With a KmsKeyArn, StartPipeline puts the key into the jobs' output and volume configs (never an empty
     field; no VolumeKmsKeyId for local NVMe instance types); the ASL takes those configs whole."""
-    states = json.loads(ASL_FILE.read_text())["States"]
-    train, evaluate = states["Train"]["Parameters"], states["Evaluate"]["Parameters"]
+    trial = json.loads(ASL_FILE.read_text())["States"]["Trials"]["ItemProcessor"]["States"]
+    train, evaluate = trial["Train"]["Parameters"], trial["Evaluate"]["Parameters"]
     assert train["OutputDataConfig.$"] == "$.training.output_data_config"
     assert train["ResourceConfig.$"] == "$.training.resource_config"
     assert evaluate["ProcessingOutputConfig.$"] == "$.evaluation.output_config"

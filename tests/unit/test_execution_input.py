@@ -9,14 +9,17 @@ from typing import Any
 
 import pytest
 
-from nyanops.core import naming
+from nyanops.core import limits, naming
 from nyanops.core.dataset import DatasetSummary
 from nyanops.core.execution_input import (
+    SHARED_KEYS,
     RunRequest,
     build_execution_input,
     hyperparameter_strings,
     run_execution_name,
     supports_volume_kms,
+    trial_names,
+    trial_run,
 )
 from nyanops.core.manifest import parse_manifest
 from nyanops.core.settings import PipelineSettings
@@ -28,7 +31,8 @@ CODE_HASH = "c" * 64
 PATH_RE = re.compile(r"(?<!\$)\$(?:\.[A-Za-z0-9_\-]+)+")  # not the context object's $$. paths
 # Written by the state machine itself (ResultPath), not read from the execution input.
 # What the run adds to its state (job results, caught errors): not part of the input.
-STATE_ROOTS = ("results", "error", "notification_error", "record_error", "api_error", "champion_error")
+STATE_ROOTS = ("results", "error", "notification_error", "record_error", "api_error", "champion_error", "registered",
+               "sweep", "summary", "summary_error")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
 SPLIT_HASHES = {"train": "1" * 64, "val": "2" * 64, "test": "3" * 64}
@@ -62,9 +66,24 @@ def request(kind: str = "manifest", manifest: dict[str, Any] | None = None, vers
     )
 
 
-def asl_reads() -> list[tuple[str, str, str]]:
-    """(state, parameter key, path) for every ``$.`` path the ASL's Parameters read."""
+def asl_states() -> list[tuple[str, dict[str, Any], str]]:
+    """(name, state, scope) for every state: "execution" (top level) or "iteration" (inside the Map)."""
     asl = json.loads(ASL.read_text())
+    found: list[tuple[str, dict[str, Any], str]] = []
+
+    def walk(states: dict[str, Any], scope: str) -> None:
+        for name, state in states.items():
+            found.append((name, state, scope))
+            if state["Type"] == "Map":
+                walk(state["ItemProcessor"]["States"], "iteration")
+
+    walk(asl["States"], "execution")
+    return found
+
+
+def asl_reads(scope: str = "iteration") -> list[tuple[str, str, str]]:
+    """(state, parameter key, path) for every ``$.`` path the ASL's Parameters (and a Map's ItemSelector) read
+    in ``scope``: the iteration's states read the iteration's state (``trial_run``)."""
     found: list[tuple[str, str, str]] = []
 
     def walk(state: str, node: Any) -> None:
@@ -78,9 +97,19 @@ def asl_reads() -> list[tuple[str, str, str]]:
             for item in node:
                 walk(state, item)
 
-    for name, state in asl["States"].items():
-        walk(name, state.get("Parameters", {}))  # ResultSelector paths are relative to the task result
+    for name, state, where in asl_states():
+        if where == scope:
+            walk(name, state.get("Parameters", {}))  # ResultSelector paths are relative to the task result
+            walk(name, state.get("ItemSelector", {}))
+            for field in ("ItemsPath", "MaxConcurrencyPath"):
+                if field in state:
+                    walk(name, {f"{field}.$": state[field]})
     return found
+
+
+def one_trial(req: RunRequest, s: PipelineSettings, index: int = 0) -> dict[str, Any]:
+    """The state of the Map iteration of trial ``index`` (what the per-trial states read)."""
+    return trial_run(build_execution_input(req, s), index)
 
 
 def resolve(doc: Any, path: str) -> Any:
@@ -95,7 +124,9 @@ def resolve(doc: Any, path: str) -> Any:
 def test_the_asl_reads_paths_at_all() -> None:
     paths = {p for _, _, p in asl_reads()}
     assert "$.training.job_name" in paths and "$.results.training.model_artifacts" in paths
-    assert "$.error.Cause" in paths  # inside States.Format(...)
+    top = {p for _, _, p in asl_reads("execution")}
+    assert "$.summary_error.Cause" in top  # inside States.Format(...)
+    assert {"$.trials", "$.max_concurrency", "$.dataset"} <= top
 
 
 @pytest.mark.parametrize(
@@ -113,28 +144,90 @@ def test_the_asl_reads_paths_at_all() -> None:
 def test_every_input_path_the_asl_reads_exists(kind: str, use_spot: str, jobs: dict[str, str]) -> None:
     doc = build_execution_input(request(kind), settings(USE_SPOT=use_spot, **jobs))
     json.dumps(doc)  # the input must be plain JSON
-    for state, key, path in asl_reads():
-        if path.split(".")[1] in STATE_ROOTS:
-            continue
-        value = resolve(doc, path)
-        assert value is not None, f"{state}.{key} reads {path}, which is null"
+    for scope, state_doc in (("execution", doc), ("iteration", trial_run(doc, 0))):
+        for state, key, path in asl_reads(scope):
+            if path.split(".")[1] in STATE_ROOTS:
+                continue
+            value = resolve(state_doc, path)
+            assert value is not None, f"{state}.{key} reads {path}, which is null"
+
+
+def test_the_map_builds_each_iteration_as_trial_run_does() -> None:
+    """The ItemSelector selects the shared parts (SHARED_KEYS) and the trial's item, as ``trial_run`` does."""
+    [(_, trials, _)] = [s for s in asl_states() if s[1]["Type"] == "Map"]
+    selector = trials["ItemSelector"]
+    doc = build_execution_input(request(), settings())
+    shared = {k.removesuffix(".$") for k, v in selector.items() if v.startswith("$.")}
+    item = {k.removesuffix(".$") for k, v in selector.items() if v.startswith("$$.Map.Item.Value.")}
+    assert shared == set(SHARED_KEYS)
+    assert item == set(doc["trials"][0])
+    assert set(trial_run(doc, 0)) == shared | item
+    assert trials["ItemsPath"] == "$.trials" and trials["MaxConcurrencyPath"] == "$.max_concurrency"
+    assert trials["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
 
 
 def test_results_paths_are_produced_by_a_result_selector() -> None:
-    asl = json.loads(ASL.read_text())
     produced: set[str] = set()
-    for state in asl["States"].values():
+    for _, state, _ in asl_states():
         result_path = state.get("ResultPath")
         for key in state.get("ResultSelector", {}) or (state.get("Parameters", {}) if state["Type"] == "Pass" else {}):
             if result_path:
                 produced.add(f"{result_path}.{key.removesuffix('.$')}")
-    for state, key, path in asl_reads():
-        if path.startswith("$.results."):
-            assert any(path == p or path.startswith(p + ".") for p in produced), f"{state}.{key}: {path}"
+    for scope in ("execution", "iteration"):
+        for state, key, path in asl_reads(scope):
+            if path.startswith(("$.results.", "$.summary.", "$.registered.")):
+                assert any(path == p or path.startswith(p + ".") for p in produced), f"{state}.{key}: {path}"
+
+
+def sweep_request(sweep: Any, classes: int = 3, name: str = "epochs10") -> RunRequest:
+    base = request(manifest={"experiment": "cats", "dataset": "datasets/2026-11-28T064300Z",
+                             "hyperparameters": {"lr": 0.01}, "sweep": sweep})
+    names = tuple(f"class-{i:04d}" for i in range(classes))
+    counts = {s: dict.fromkeys(names, 5) for s in ("train", "val", "test")}
+    dataset = DatasetSummary("2026-11-28T064300Z", names, counts, "d" * 64, split_hashes=SPLIT_HASHES)
+    upload = Upload(BUCKET, f"manifests/{name}.json", "v1", "etag-1")
+    return RunRequest(kind="manifest", manifest=base.manifest, dataset=dataset, code_hash=CODE_HASH, upload=upload)
+
+
+def test_a_sweep_is_one_execution_with_a_trial_each() -> None:
+    doc = build_execution_input(sweep_request({"epochs": [1, 2, 3]}), settings(SWEEP_MAX_CONCURRENCY="2"))
+    name = doc["execution_name"]
+    assert trial_names(doc) == [f"{name}-t1", f"{name}-t2", f"{name}-t3"]
+    assert doc["max_concurrency"] == 2
+    assert [t["index"] for t in doc["trials"]] == [0, 1, 2]
+    for i, trial in enumerate(doc["trials"]):
+        assert trial["hyperparameters"]["epochs"] == i + 1 and trial["hyperparameters"]["lr"] == 0.01
+        assert trial["hyperparameters"]["seed"] == 0  # resolved: train.py's defaults included
+        assert trial["training"]["hyperparameters"]["epochs"] == str(i + 1)
+        assert trial["training"]["job_name"] == naming.training_job_name(trial["trial"])
+        assert trial["evaluation"]["job_name"] == naming.processing_job_name(trial["trial"])
+        assert trial["training"]["output_s3_uri"] == f"s3://{BUCKET}/runs/{trial['trial']}/model/"
+        assert trial["evaluation"]["output_s3_uri"] == f"s3://{BUCKET}/runs/{trial['trial']}/evaluation/"
+    for shared in ("dataset", "code", "source"):
+        assert all(shared not in t for t in doc["trials"])
+
+
+def test_fifty_trials_fit_the_execution_input_budget_with_long_names_and_a_key() -> None:
+    """The largest sweep, the longest manifest name, a KMS key and a realistic dataset (37 breeds, as the
+    Oxford-IIIT pets): within limits.EXECUTION_INPUT_MAX_BYTES, every job name within SageMaker's 63."""
+    grid = {"epochs": list(range(1, 11)), "lr": [0.001, 0.005, 0.01, 0.05, 0.1]}
+    doc = build_execution_input(sweep_request(grid, classes=37, name="x" * 200),
+                                settings(KMS_KEY_ARN=KEY, USE_SPOT="true"))
+    assert len(doc["trials"]) == limits.SWEEP_MAX_TRIALS
+    size = len(json.dumps(doc).encode())
+    assert size <= limits.EXECUTION_INPUT_MAX_BYTES, size
+    names = trial_names(doc)
+    assert len(set(names)) == 50
+    for trial in doc["trials"]:
+        for job in (trial["training"]["job_name"], trial["evaluation"]["job_name"],
+                    naming.champion_job_name(trial["trial"], naming.MAX_CHAMPION_ATTEMPTS)):
+            assert len(job) <= limits.JOB_NAME_MAX and naming.SAGEMAKER_JOB_NAME_RE.fullmatch(job), job
+    # One iteration's state stays small too (it holds no other trial).
+    assert len(json.dumps(trial_run(doc, 49)).encode()) < 16_384
 
 
 def test_sagemaker_types() -> None:
-    doc = build_execution_input(request(), settings(USE_SPOT="true", MAX_RUNTIME_SECONDS="7200"))
+    doc = one_trial(request(), settings(USE_SPOT="true", MAX_RUNTIME_SECONDS="7200"))
     training = doc["training"]
     assert all(isinstance(v, str) for v in training["hyperparameters"].values())
     assert training["hyperparameters"]["augment"] == "true"
@@ -143,15 +236,15 @@ def test_sagemaker_types() -> None:
     assert training["hyperparameters"]["sagemaker_submit_directory"] == f"s3://{BUCKET}/code/{CODE_HASH}/sourcedir.tar.gz"
     assert training["use_spot"] is True
     assert training["stopping_condition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400}
-    assert build_execution_input(request(), settings())["training"]["stopping_condition"] == {
+    assert one_trial(request(), settings())["training"]["stopping_condition"] == {
         "MaxRuntimeInSeconds": 3600
     }
 
 
 def test_names_and_locations() -> None:
-    doc = build_execution_input(request(), settings())
+    doc = one_trial(request(), settings())
     name = doc["execution_name"]
-    assert name == run_execution_name(request()) and doc["trial"] == name
+    assert name == run_execution_name(request()) and doc["trial"] == name  # a run of one trial: the same name
     assert name.startswith("m-epochs10-")
     assert doc["training"]["job_name"] == naming.training_job_name(name)
     assert doc["evaluation"]["job_name"] == naming.processing_job_name(name)
@@ -170,7 +263,7 @@ def test_a_new_version_of_the_same_manifest_is_a_new_run() -> None:
 
 def test_num_classes_from_the_manifest_is_kept() -> None:
     body = {"experiment": "cats", "dataset": "datasets/2026-11-28T064300Z", "hyperparameters": {"num-classes": 3}}
-    assert build_execution_input(request(manifest=body), settings())["hyperparameters"] == {"num-classes": 3}
+    assert one_trial(request(manifest=body), settings())["hyperparameters"]["num-classes"] == 3
 
 
 def test_hyperparameter_strings() -> None:
@@ -194,7 +287,7 @@ def kms_fields(node: Any, where: str = "$") -> dict[str, Any]:
 
 
 def test_job_configs_without_a_key_carry_no_kms_field() -> None:
-    doc = build_execution_input(request(), settings())
+    doc = one_trial(request(), settings())
     assert kms_fields(doc) == {}
     name = doc["execution_name"]
     training, evaluation = doc["training"], doc["evaluation"]
@@ -212,11 +305,11 @@ def test_job_configs_without_a_key_carry_no_kms_field() -> None:
 
 
 def test_an_empty_key_is_no_key() -> None:
-    assert kms_fields(build_execution_input(request(), settings(KMS_KEY_ARN=""))) == {}
+    assert kms_fields(one_trial(request(), settings(KMS_KEY_ARN=""))) == {}
 
 
 def test_a_key_encrypts_outputs_and_volumes() -> None:
-    doc = build_execution_input(request(), settings(KMS_KEY_ARN=KEY, TRAINING_INSTANCE_TYPE="ml.m5.xlarge",
+    doc = one_trial(request(), settings(KMS_KEY_ARN=KEY, TRAINING_INSTANCE_TYPE="ml.m5.xlarge",
                                                     PROCESSING_INSTANCE_TYPE="ml.c5.xlarge"))
     assert kms_fields(doc) == {
         "$.training.output_data_config.KmsKeyId": KEY,
@@ -230,7 +323,7 @@ def test_a_key_encrypts_outputs_and_volumes() -> None:
 
 def test_a_key_leaves_local_nvme_volumes_alone() -> None:
     """SageMaker refuses VolumeKmsKeyId for instance types with local NVMe storage (hardware-encrypted)."""
-    doc = build_execution_input(request(), settings(KMS_KEY_ARN=KEY, TRAINING_INSTANCE_TYPE="ml.g4dn.xlarge",
+    doc = one_trial(request(), settings(KMS_KEY_ARN=KEY, TRAINING_INSTANCE_TYPE="ml.g4dn.xlarge",
                                                     PROCESSING_INSTANCE_TYPE="ml.g4dn.xlarge"))
     assert kms_fields(doc) == {
         "$.training.output_data_config.KmsKeyId": KEY,
@@ -271,7 +364,7 @@ def test_supports_volume_kms_wants_an_instance_type(bad: str) -> None:
 def test_the_jobs_get_the_sealed_identity_to_check(kind: str) -> None:
     """The seal's split hashes travel to both jobs: train/val as training hyperparameters, test as the
     evaluation container's argument (ASL: AppSpecification.ContainerArguments)."""
-    doc = build_execution_input(request(kind), settings())
+    doc = one_trial(request(kind), settings())
     assert doc["dataset"]["split_hashes"] == SPLIT_HASHES
     assert doc["dataset"]["content_hash"] == "d" * 64
     hyper = doc["training"]["hyperparameters"]
@@ -280,6 +373,5 @@ def test_the_jobs_get_the_sealed_identity_to_check(kind: str) -> None:
     assert doc["evaluation"]["container_arguments"] == ["--expected-test-hash", SPLIT_HASHES["test"]]
     # The recorded hyperparameters are the recipe's, not the pipeline's checks.
     assert not {"expected-train-hash", "expected-val-hash"} & set(doc["hyperparameters"])
-    asl = json.loads(ASL.read_text())
-    assert asl["States"]["Evaluate"]["Parameters"]["AppSpecification"]["ContainerArguments.$"] == (
-        "$.evaluation.container_arguments")
+    [evaluate] = [state for name, state, _ in asl_states() if name == "Evaluate"]
+    assert evaluate["Parameters"]["AppSpecification"]["ContainerArguments.$"] == "$.evaluation.container_arguments"

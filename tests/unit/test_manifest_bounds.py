@@ -162,6 +162,19 @@ def test_force_is_not_coerced(value: Any) -> None:
     assert problem.field == "force"
 
 
+def test_a_sweep_of_the_most_trials_is_accepted_and_one_more_is_refused() -> None:
+    most = limits.SWEEP_MAX_TRIALS
+    assert len(parse_manifest(manifest(sweep={"epochs": list(range(1, most + 1))})).sweep["epochs"]) == most
+    assert len(parse_manifest(manifest(sweep=[{"seed": i} for i in range(most)])).sweep) == most
+    for sweep in ({"epochs": list(range(1, most + 2))}, [{"seed": i} for i in range(most + 1)],
+                  {"epochs": [1, 2, 3, 4, 5], "seed": list(range(11))}):
+        [problem] = refused(manifest(sweep=sweep)).problems
+        count = most + 1 if len(sweep) != 2 else 55
+        assert (problem.field, problem.problem) == (
+            "sweep", f"asks for {count} trials, more than the {most} one manifest may start")
+
+
 def test_every_top_level_field_is_covered_here() -> None:
     """A new top-level field needs its bounds tested in this file."""
-    assert set(Manifest.model_fields) == {"experiment", "dataset", "comment", "hyperparameters", "code", "force"}
+    assert set(Manifest.model_fields) == {
+        "experiment", "dataset", "comment", "hyperparameters", "code", "force", "sweep"}

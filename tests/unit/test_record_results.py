@@ -92,7 +92,8 @@ def world(tmp_path: Path) -> World:
 
 def test_started_registers_the_trial_once(world: World) -> None:
     run = run_state("m-a-0000000000000001")
-    assert world.call("started", run) == {"experiment": "cats", "trial": run["trial"], "status": "InProgress"}
+    assert world.call("started", run) == {"experiment": "cats", "trial": run["trial"], "status": "InProgress",
+                                          "reused_from": ""}
     world.call("started", run)
     [trial] = world.experiments.list_trials()
     assert (trial.status, trial.test_hash, trial.classes_key) == (

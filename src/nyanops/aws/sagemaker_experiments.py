@@ -344,4 +344,5 @@ def record_from_component(experiment: str, trial: str, d: dict[str, Any]) -> Tri
         champion_value=number("champion_value"),
         best_epoch=int(best_epoch) if best_epoch is not None else None,
         num_test_images=int(num_test_images) if num_test_images is not None else None,
+        reused_from=text("reused_from"),
     )

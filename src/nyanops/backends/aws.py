@@ -285,11 +285,11 @@ class AwsBackend:
 
     def _finish(self, view: ExecutionView) -> int:
         output = view.output if isinstance(view.output, dict) else {}
-        trial = ((output.get("results") or {}).get("record") or {}).get("trial")
+        summary = output.get("summary")  # the comparison of the run's trials (its notification)
         if view.status == "SUCCEEDED":
             self._print("  SUCCEEDED")
-            if isinstance(trial, dict) and trial.get("message"):
-                self._print(printable("\n".join("    " + line for line in str(trial["message"]).splitlines()),
+            if isinstance(summary, dict) and summary.get("message"):
+                self._print(printable("\n".join("    " + line for line in str(summary["message"]).splitlines()),
                                       keep_newlines=True))
             return EXIT_OK
         failed = view.failed_state

@@ -12,6 +12,7 @@ from pathlib import Path
 from nyanops import report_data
 from nyanops.backends import CleanupPlan, ExecutionSummary
 from nyanops.core import layout
+from nyanops.core.execution_input import trial_names
 from nyanops.core.experiments import TrialRecord
 from nyanops.core.start_pipeline import UploadResult
 from nyanops.core.upload_events import Upload
@@ -276,11 +277,14 @@ def follow(pipeline: LocalPipeline, names: list[str]) -> int:
 
 def failure_of(pipeline: LocalPipeline, row: ex.ExecutionRow) -> str:
     """The recorded cause (the job's FailureReason) beats the state machine's generic PipelineFailed."""
-    trial = next(
-        (t for t in pipeline.experiments.list_trials(row.experiment) if t.trial == row.input.get("trial")), None
-    )
-    if trial is not None and trial.error:
-        return trial.error
+    names = trial_names(row.input)
+    errors = [
+        f"{t.trial}: {t.error}" if len(names) > 1 else t.error
+        for t in pipeline.experiments.list_trials(row.experiment)
+        if t.trial in names and t.error
+    ]
+    if errors:
+        return "\n".join(errors)
     return f"{row.error}: {row.cause}"
 
 

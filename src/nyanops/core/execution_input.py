@@ -1,5 +1,9 @@
 """Building the state machine's input from a validated run request: pure functions.
 
+Version 2: the trials of one execution (a manifest's sweep; one trial without a sweep) are a list the state
+machine's Map iterates, each with its name, resolved hyperparameters, jobs and output locations; what they
+share (dataset, code, experiment, settings) is there once.
+
 The shape is the contract with ``statemachine/training_pipeline.asl.json`` (every ``$.`` path it
 reads is produced here; a test checks that) and with RecordResults.
 
@@ -14,13 +18,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from nyanops.core import layout, naming
+from nyanops.core import hyperparameters, layout, naming
 from nyanops.core.dataset import DatasetSummary
-from nyanops.core.manifest import Manifest
+from nyanops.core.manifest import Manifest, trial_hyperparameters
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.upload_events import Upload
 
-INPUT_VERSION = 1
+INPUT_VERSION = 2
 TRAIN_ENTRY_POINT = "train.py"
 EVALUATION_ENTRY_POINT = "evaluation.py"
 SAGEMAKER_PREFIX = "sagemaker_"
@@ -100,41 +104,30 @@ def _with_key(config: dict[str, Any], field: str, key: str, applies: bool = True
 
 
 def build_execution_input(request: RunRequest, settings: PipelineSettings) -> dict[str, Any]:
-    """The execution input for one run (the ``$`` the state machine starts with)."""
+    """The execution input for one run (the ``$`` the state machine starts with): the parts every trial shares
+    once, and ``trials``, the list the Map iterates, one item per trial of the manifest's sweep (one without a
+    sweep). Each iteration's state is the shared parts plus its item (the Map's ItemSelector), in the shape
+    today's per-trial states and RecordResults read (``trial_run``)."""
     name = run_execution_name(request)
     bucket = settings.bucket
     ds = request.dataset
     manifest = request.manifest
-    hyper = manifest.hyperparameters.given()
-    hyper.setdefault("num-classes", len(ds.classes))
     code_uri = layout.s3_uri(bucket, layout.code_bundle_key(request.code_hash))
-    sm_hyper = hyperparameter_strings(hyper)
-    sm_hyper.update(
-        {
-            EXPECTED_TRAIN_HASH: ds.split_hashes["train"],
-            EXPECTED_VAL_HASH: ds.split_hashes["val"],
-            f"{SAGEMAKER_PREFIX}program": TRAIN_ENTRY_POINT,
-            f"{SAGEMAKER_PREFIX}submit_directory": code_uri,
-            f"{SAGEMAKER_PREFIX}region": settings.region,
-        }
-    )
-    key = settings.kms_key_arn
-    training_output = layout.s3_uri(bucket, layout.run_model_prefix(name))
-    evaluation_output = layout.s3_uri(bucket, layout.run_evaluation_prefix(name))
-    training_type, processing_type = settings.training_instance_type, settings.processing_instance_type
-    stopping: dict[str, int] = {"MaxRuntimeInSeconds": settings.max_runtime_seconds}
-    if settings.use_spot:
-        # Spot jobs wait for capacity; give them as long again as they may run.
-        stopping["MaxWaitTimeInSeconds"] = 2 * settings.max_runtime_seconds
+    given = trial_hyperparameters(manifest)
+    trials = [
+        _trial(request, settings, naming.trial_name(name, index, len(given)), index, values, code_uri)
+        for index, values in enumerate(given)
+    ]
     return {
         "input_version": INPUT_VERSION,
         "execution_name": name,
         "experiment": manifest.experiment,
-        "trial": name,
         "comment": manifest.comment,
         "force": manifest.force,
         "primary_metric": settings.primary_metric,
         "best_model_tolerance": settings.best_model_tolerance,
+        # The Map's MaxConcurrencyPath: how many trials run at once (0: all).
+        "max_concurrency": settings.sweep_max_concurrency,
         "source": {
             "kind": request.kind,
             "bucket": request.upload.bucket,
@@ -157,12 +150,68 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
             "bundle_s3_uri": code_uri,
             "source_s3_uri": layout.s3_uri(bucket, layout.code_source_prefix(request.code_hash)),
         },
+        # The state machine's own counters of SageMaker API calls retried after throttling (see its Choice states).
+        "retries": {task: {"count": 0} for task in RETRIED_TASKS},
+        "trials": trials,
+    }
+
+
+# The parts of the execution input every iteration's state carries, besides its trial's item (the ASL's Map
+# ItemSelector selects exactly these; a test keeps the two in step).
+SHARED_KEYS = (
+    "input_version", "execution_name", "experiment", "comment", "force", "primary_metric", "best_model_tolerance",
+    "source", "dataset", "code", "retries",
+)
+
+
+def trial_run(execution_input: dict[str, Any], index: int) -> dict[str, Any]:
+    """Iteration ``index``'s state as the Map's ItemSelector builds it: the shared parts and the trial's item."""
+    item = execution_input["trials"][index]
+    return {**{k: execution_input[k] for k in SHARED_KEYS}, **item}
+
+
+def trial_names(execution_input: dict[str, Any]) -> list[str]:
+    """The trials one execution runs, in order (an input from before sweeps names its one trial at the top)."""
+    trials = execution_input.get("trials")
+    if isinstance(trials, list):
+        return [str(t["trial"]) for t in trials if isinstance(t, dict) and "trial" in t]
+    return [str(execution_input["trial"])] if "trial" in execution_input else []
+
+
+def _trial(
+    request: RunRequest, settings: PipelineSettings, trial: str, index: int, given: dict[str, Any], code_uri: str
+) -> dict[str, Any]:
+    """One trial's item of the Map: its name, resolved hyperparameters, jobs and where they write."""
+    bucket = settings.bucket
+    ds = request.dataset
+    hyper = hyperparameters.resolve(given, len(ds.classes))
+    sm_hyper = hyperparameter_strings(hyper)
+    sm_hyper.update(
+        {
+            EXPECTED_TRAIN_HASH: ds.split_hashes["train"],
+            EXPECTED_VAL_HASH: ds.split_hashes["val"],
+            f"{SAGEMAKER_PREFIX}program": TRAIN_ENTRY_POINT,
+            f"{SAGEMAKER_PREFIX}submit_directory": code_uri,
+            f"{SAGEMAKER_PREFIX}region": settings.region,
+        }
+    )
+    key = settings.kms_key_arn
+    training_output = layout.s3_uri(bucket, layout.run_model_prefix(trial))
+    evaluation_output = layout.s3_uri(bucket, layout.run_evaluation_prefix(trial))
+    training_type, processing_type = settings.training_instance_type, settings.processing_instance_type
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": settings.max_runtime_seconds}
+    if settings.use_spot:
+        # Spot jobs wait for capacity; give them as long again as they may run.
+        stopping["MaxWaitTimeInSeconds"] = 2 * settings.max_runtime_seconds
+    return {
+        "trial": trial,
+        "index": index,
         "hyperparameters": hyper,
         "training": {
-            "job_name": naming.training_job_name(name),
+            "job_name": naming.training_job_name(trial),
             "hyperparameters": sm_hyper,
             "output_s3_uri": training_output,
-            "checkpoint_s3_uri": layout.s3_uri(bucket, layout.run_checkpoint_prefix(name)),
+            "checkpoint_s3_uri": layout.s3_uri(bucket, layout.run_checkpoint_prefix(trial)),
             "stopping_condition": stopping,
             "use_spot": settings.use_spot,
             # CreateTrainingJob OutputDataConfig and ResourceConfig, whole.
@@ -172,10 +221,8 @@ def build_execution_input(request: RunRequest, settings: PipelineSettings) -> di
                 "VolumeKmsKeyId", key, supports_volume_kms(training_type),
             ),
         },
-        # The state machine's own counters of SageMaker API calls retried after throttling (see its Choice states).
-        "retries": {task: {"count": 0} for task in RETRIED_TASKS},
         "evaluation": {
-            "job_name": naming.processing_job_name(name),
+            "job_name": naming.processing_job_name(trial),
             "output_s3_uri": evaluation_output,
             # CreateProcessingJob AppSpecification.ContainerArguments: evaluation.py checks the test split it got.
             "container_arguments": [EXPECTED_TEST_HASH_ARG, ds.split_hashes["test"]],

@@ -67,6 +67,8 @@ class TrialResult:
     finished_at: datetime
     best_epoch: int | None = None
     num_test_images: int | None = None
+    # The completed trial whose results these are (same dataset content, code and recipe): nothing was trained.
+    reused_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,9 @@ class TrialRecord:
     champion_value: float | None = None
     best_epoch: int | None = None
     num_test_images: int | None = None
+    # Not trained: the results (metrics, model, evaluation) of this earlier trial, which had the same dataset
+    # content, code and recipe (nyanops.core.reuse).
+    reused_from: str = ""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -196,6 +201,8 @@ def result_parameters(result: TrialResult) -> dict[str, dict[str, Any]]:
         params["best_epoch"] = _n(result.best_epoch)
     if result.num_test_images is not None:
         params["num_test_images"] = _n(result.num_test_images)
+    if result.reused_from:
+        params["reused_from"] = _s(result.reused_from)
     return params
 
 
@@ -228,7 +235,8 @@ def record_parameters(record: TrialRecord, execution_name: str = "") -> dict[str
         params.update(
             result_parameters(
                 TrialResult(record.metrics, record.hyperparameters, record.model_location, record.evaluation_location,
-                            record.finished_at or datetime.min, record.best_epoch, record.num_test_images)
+                            record.finished_at or datetime.min, record.best_epoch, record.num_test_images,
+                            record.reused_from)
             )
         )
     if record.decision:

@@ -339,3 +339,28 @@ def render_docs(text: str, table: str) -> str:
     start = text.index(DOC_BEGIN) + len(DOC_BEGIN)
     end = text.index(DOC_END)
     return text[:start] + "\n" + table + "\n" + text[end:]
+
+
+def resolve(given: dict[str, Any], num_classes: int) -> dict[str, Any]:
+    """The recipe a trial trains with: train.py's defaults, the manifest's values over them, ``num-classes`` from
+    the dataset, ``freeze-epochs`` capped at ``epochs`` (as train.py caps it); run-mechanics values the manifest
+    gave are kept too. Keyed by flag name, in table order."""
+    values = {**defaults(), "num-classes": num_classes, **given}
+    values["freeze-epochs"] = min(int(values["freeze-epochs"]), int(values["epochs"]))
+    return {h.name: values[h.name] for h in TABLE if h.name in values}
+
+
+def recipe_identity(values: dict[str, Any]) -> dict[str, Any] | None:
+    """The part of ``values`` that decides what a model learns (the recipe, run mechanics left out), each value in
+    its row's type, ``freeze-epochs`` capped at ``epochs``: two trials with the same identity (and the same data
+    and code) train the same model. None when a recipe value is missing or not valid (nothing to match)."""
+    out: dict[str, Any] = {}
+    for name in RECIPE_NAMES:
+        if name not in values:
+            return None
+        try:
+            out[name] = BY_NAME[name].check(values[name])
+        except ValueError:
+            return None
+    out["freeze-epochs"] = min(out["freeze-epochs"], out["epochs"])
+    return out

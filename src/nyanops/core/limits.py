@@ -112,6 +112,14 @@ EVALUATION_MAX_BYTES = 32 * 1024 * 1024
 # evaluation.json), so this bound comes from the execution input (class names and counts travel in
 # it) and the tests, not from a trial-component limit.
 MAX_CLASSES = 1000
+# The most trials one manifest's ``sweep`` may ask for. One execution carries every trial's part of the input
+# (job names, hyperparameters, output locations: about 2.8 KB each with a KMS key) within
+# EXECUTION_INPUT_MAX_BYTES, and the Map's result (a few hundred bytes per trial) within the run's headroom;
+# 50 trials of a dataset with a few hundred classes fit (a test builds the input of 50 and measures it).
+SWEEP_MAX_TRIALS = 50
+# The Map's MaxConcurrency (the SweepMaxConcurrency template parameter): 0 means no limit (Step Functions'
+# own meaning), otherwise at most this many trials train at once.
+SWEEP_MAX_CONCURRENCY = SWEEP_MAX_TRIALS
 
 
 class LimitExceeded(ValueError):

@@ -8,6 +8,12 @@
   "hyperparameters": {"epochs": 10, "batch-size": 8, "lr": 0.01, "momentum": 0.9, "augment": true}
 }
 ```
+A ``sweep`` asks for several trials in one upload, each with its values merged over ``hyperparameters``: an
+object of lists is a grid (``"sweep": {"epochs": [5, 10, 15], "lr": [0.01, 0.05]}``: 6 trials), a list of
+objects an explicit set (``"sweep": [{"epochs": 5}, {"arch": "efficientnet_lite0"}]``: 2 trials). At most
+``limits.SWEEP_MAX_TRIALS`` trials; every trial's hyperparameters are validated whole, by the same schema,
+before anything starts (``trial_hyperparameters``). Without a sweep, the manifest is a sweep of one.
+
 Unknown keys, wrong types (``"10"`` for a number, ``true`` for a number) and out-of-range values are
 refused with a message naming the field and the fix. The hyperparameters' names, types, ranges and
 defaults come from one table, ``nyanops.core.hyperparameters`` (train.py's argparse is built from it
@@ -17,6 +23,7 @@ too); omitted ones take train.py's defaults and the values actually used are rec
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import math
 from typing import Any, Literal
@@ -89,6 +96,11 @@ class Manifest(BaseModel):
     comment: str = Field(default="", max_length=MAX_COMMENT)
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     code: str | None = Field(default=None, description="code/<sha256>: a ml_code bundle in this bucket")
+    sweep: Any = Field(
+        default=None,
+        description="several trials: an object of lists (a grid) or a list of objects (an explicit set), each "
+        "trial's values merged over hyperparameters",
+    )
     force: bool = Field(
         default=False,
         description="train even when a completed trial had the same dataset, code and hyperparameters "
@@ -110,6 +122,15 @@ class Manifest(BaseModel):
     @classmethod
     def _dataset_ref(cls, value: str) -> str:
         dataset_id_from_ref(value)
+        return value
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_shape(cls, value: Any) -> Any:
+        grid = isinstance(value, dict) and all(isinstance(v, list) for v in value.values())
+        explicit = isinstance(value, list) and all(isinstance(v, dict) for v in value)
+        if value is not None and not grid and not explicit:
+            raise ValueError(f"is neither an object of lists nor a list of objects{_FIX_SEP}{_SWEEP_FIX}")
         return value
 
     @field_validator("code")
@@ -218,9 +239,115 @@ def validate_manifest(data: Any) -> Manifest:
             'wrap it as {"experiment": ..., "dataset": ..., "hyperparameters": {...}}',
         )
     try:
-        return parse(event=data, model=Manifest)
+        manifest = parse(event=data, model=Manifest)
     except ValidationError as exc:  # Powertools' parse raises pydantic's error as it is
         raise UploadRejected([_problem(err) for err in exc.errors()]) from None
+    trial_hyperparameters(manifest)  # every trial of a sweep, validated whole before anything starts
+    return manifest
+
+
+def trial_hyperparameters(manifest: Manifest) -> list[dict[str, Any]]:
+    """The hyperparameters each trial of the manifest sets (flag names; the sweep's values over
+    ``hyperparameters``), in the sweep's order: one trial without a sweep. Every trial is validated whole by the
+    ``Hyperparameters`` schema; refusals name ``sweep.<name>`` (a grid) or ``sweep[i].<name>`` (a list)."""
+    base = manifest.hyperparameters.given()
+    sweep = manifest.sweep
+    if sweep is None:
+        return [base]
+    combos, where = _expand(sweep)
+    problems: list[Problem] = []
+    trials: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for index, combo in enumerate(combos):
+        merged = {**base, **combo}
+        try:
+            trials.append(Hyperparameters.model_validate(merged).given())
+        except ValidationError as exc:
+            for err in exc.errors():
+                problems.append(_sweep_problem(err, combo, where(index), sweep))
+            continue
+        identity = json.dumps(trials[-1], sort_keys=True)
+        if identity in seen and isinstance(sweep, list):
+            problems.append(Problem(
+                where(index), f"is the same trial as sweep[{seen[identity]}] ({_show(combo)})",
+                "remove the duplicate: each trial of a sweep must differ from the others",
+            ))
+        seen.setdefault(identity, index)
+    if problems:
+        unique = list({(p.field, p.problem): p for p in problems}.values())
+        raise UploadRejected(unique)
+    return trials
+
+
+_SWEEP_FIX = (
+    'write an object of lists ({"epochs": [5, 10]}: every combination) or a list of objects '
+    '([{"epochs": 5}, {"lr": 0.01}])'
+)
+
+
+def _expand(sweep: dict[str, list[Any]] | list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+    """The sweep's combinations, and how to name the one at an index in a refusal; refuses the sweep's own shape
+    (empty, unknown names, repeated values, more than ``limits.SWEEP_MAX_TRIALS`` trials)."""
+    allowed = [h.name for h in hyperparameters.manifest_rows()]
+    problems: list[Problem] = []
+
+    def check_names(names: Any, field: str) -> None:
+        for name in names:
+            if name not in allowed:
+                close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                problems.append(Problem(f"{field}.{name}", "unknown hyperparameter",
+                                        f"{hint}allowed names: {', '.join(allowed)}"))
+
+    if isinstance(sweep, dict):
+        if not sweep:
+            raise UploadRejected.one("sweep", "is empty", f"{_SWEEP_FIX}, or leave it out for one trial")
+        check_names(sweep, "sweep")
+        for name, values in sweep.items():
+            if not values:
+                problems.append(Problem(f"sweep.{name}", "is an empty list", "give it at least one value"))
+            shown = [json.dumps(v, sort_keys=True) for v in values]
+            repeated = sorted({v for v in shown if shown.count(v) > 1})
+            if repeated:
+                problems.append(Problem(f"sweep.{name}", f"repeats {', '.join(repeated)}",
+                                        "give each value once (the same value twice would be the same trial)"))
+        count = math.prod(len(v) for v in sweep.values())
+    else:
+        if not sweep:
+            raise UploadRejected.one("sweep", "is an empty list", f"{_SWEEP_FIX}, or leave it out for one trial")
+        for index, item in enumerate(sweep):
+            if not item:
+                problems.append(Problem(f"sweep[{index}]", "is empty",
+                                        "give each trial at least one hyperparameter that differs"))
+            check_names(item, f"sweep[{index}]")
+        count = len(sweep)
+    if count > limits.SWEEP_MAX_TRIALS:
+        problems.append(Problem(
+            "sweep", f"asks for {count} trials, more than the {limits.SWEEP_MAX_TRIALS} one manifest may start",
+            f"sweep fewer values (at most {limits.SWEEP_MAX_TRIALS} trials), or split it over several manifests",
+        ))
+    if problems:
+        raise UploadRejected(problems)
+    if isinstance(sweep, dict):
+        names = list(sweep)
+        combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*(sweep[n] for n in names))]
+        return combos, lambda index: "sweep"
+    return [dict(item) for item in sweep], lambda index: f"sweep[{index}]"
+
+
+def _sweep_problem(err: Any, combo: dict[str, Any], where: str, sweep: Any) -> Problem:
+    """One trial's schema error, named where the value came from: the sweep (``sweep.epochs``,
+    ``sweep[1].arch``) or the manifest's ``hyperparameters``; an error of the whole combination names the trial."""
+    loc = tuple(err.get("loc", ()))
+    problem = _problem({**err, "loc": ("hyperparameters", *loc)})
+    if not loc:  # a rule across values (freeze-epochs within epochs)
+        return Problem(where, f"the trial {_show(combo)}: {problem.problem}", problem.fix)
+    name = str(loc[0])
+    flag = Hyperparameters.model_fields[name].alias or name if name in Hyperparameters.model_fields else name
+    if flag in combo:
+        field = f"sweep.{flag}" if isinstance(sweep, dict) else f"{where}.{flag}"
+        return Problem(field, problem.problem, problem.fix)
+    return problem
 
 
 def _json_type(value: Any) -> str:
@@ -234,7 +361,7 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 
 def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = Hyperparameters if loc[:1] == ("hyperparameters",) else Manifest
+    model: type[BaseModel] = Hyperparameters if loc[:1] in (("hyperparameters",), ("sweep",)) else Manifest
     return [f.alias or name for name, f in model.model_fields.items()]
 
 

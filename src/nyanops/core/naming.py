@@ -63,6 +63,29 @@ def execution_name(kind: str, label: str, bucket: str, key: str, version: str | 
     return name
 
 
+# A sweep's trials: ``<execution>-t<N>`` (N from 1); a manifest without a sweep is one trial named as its execution.
+TRIAL_SUFFIX = "-t"
+_DIGEST_TAIL = re.compile(f"-[0-9a-f]{{{_HASH_LEN}}}")
+
+
+def trial_name(execution: str, index: int, count: int) -> str:
+    """The name of trial ``index`` (from 0) of an execution's ``count`` trials: the execution's own name for a
+    single trial, else ``<execution>-t<index+1>``, shortened in its label (never in its upload digest) so the
+    trial's job names still fit SageMaker's 63 characters. Unique per upload, as trial names must be (SageMaker:
+    unique in the account)."""
+    if count == 1:
+        return execution
+    suffix = f"{TRIAL_SUFFIX}{index + 1}"
+    room = EXECUTION_NAME_LEN - len(suffix)
+    if len(execution) > room:
+        tail = execution[-(_HASH_LEN + 1) :] if _DIGEST_TAIL.fullmatch(execution[-(_HASH_LEN + 1) :]) else ""
+        execution = execution[: room - len(tail)].rstrip("-") + tail
+    name = execution + suffix
+    if not SAGEMAKER_JOB_NAME_RE.fullmatch(name) or len(name) > EXECUTION_NAME_LEN:
+        raise ValueError(f"cannot derive a trial name from execution name {execution!r}")
+    return name
+
+
 def training_job_name(execution: str) -> str:
     return _job_name(execution, TRAINING_JOB_SUFFIX)
 

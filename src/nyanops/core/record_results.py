@@ -4,7 +4,10 @@ the failure with its cause.
 
 The event is ``{"mode": ..., "run": <the state machine's state>, "execution_arn": <$$.Execution.Id>}``:
 
-- ``started``: create the experiment, the trial and its results component (idempotent);
+- ``started``: create the experiment, the trial and its results component (idempotent); when a completed trial
+  of the experiment had the same dataset content, code and recipe (and the run does not say ``force``), record
+  the trial as reusing it (``nyanops.core.reuse``): the answer's ``reused_from`` names it ("" otherwise), and
+  the state machine skips training;
 - ``succeeded``: read the evaluation the execution's own processing job wrote
   (``nyanops.core.evaluation_source``), record the headline figures, decide the best flag. When the best
   trial was evaluated on another test set, the answer carries ``rescore`` (the champion's model and the job
@@ -12,10 +15,12 @@ The event is ``{"mode": ..., "run": <the state machine's state>, "execution_arn"
 - ``champion``: read the champion's re-scoring (or the error that stopped it) and decide; if the best trial
   changed meanwhile, ask for another re-scoring (at most ``naming.MAX_CHAMPION_ATTEMPTS``);
 - ``failed``: record the failure with the cause (a processing job's ``ExitMessage``, a training job's
-  ``FailureReason``, a Lambda's error message).
+  ``FailureReason``, a Lambda's error message);
+- ``summary``: after every trial of the execution (the Map's iterations): the comparison of its trials as
+  recorded, and the experiment's best (``nyanops.core.sweep_summary``), as the one notification of the run.
 
-Every answer that ends the run carries ``subject`` and ``message`` for the notification: the figures that
-decided, both on the same test set, and why the flag moved or stayed.
+The per-trial answers carry ``subject`` and ``message`` too (what decided, both figures on the same test set, why
+the flag moved or stayed); the run notifies once, with the summary.
 
 When the decision leaves the flag with this trial (it moved here, or a retry finds it here already), the trial's
 model is handed over in the model registry (``nyanops.core.model_registry``): registered Approved, the
@@ -31,14 +36,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from nyanops.core import best_model, console, layout, limits, model_registry, naming
+from nyanops.core import best_model, console, layout, limits, model_registry, naming, reuse, sweep_summary
 from nyanops.core.best_model import Decision, Rescored, Verdict
 from nyanops.core.evaluation_source import EvaluationRefused, read_job_evaluation
 from nyanops.core.experiments import MAX_ERROR, ExperimentStore, TrialResult, TrialStart
 from nyanops.core.model_registry import HandOver, ModelRegistry
 from nyanops.core.ports import ObjectStore, ProcessingJobs
 
-MODES = ("started", "succeeded", "champion", "failed")
+MODES = ("started", "succeeded", "champion", "failed", "summary")
 CHAMPION_OUTPUT_NAME = "champion"
 
 
@@ -63,8 +68,17 @@ def record(event: dict[str, Any], deps: RecordResultsDeps) -> dict[str, Any]:
         raise BadRecordEvent(f"expected {{'mode': one of {MODES}, 'run': <execution state>}}, got mode={mode!r}")
     links = Links.of(event.get("execution_arn"), run)
     if mode == "started":
-        deps.experiments.start_trial(trial_start(run, deps.clock()))
-        return {"experiment": run["experiment"], "trial": run["trial"], "status": "InProgress"}
+        start = trial_start(run, deps.clock())
+        deps.experiments.start_trial(start)
+        reused_from = "" if run.get("force") else reuse.register_reuse(deps.experiments, start, deps.clock())
+        return {
+            "experiment": run["experiment"],
+            "trial": run["trial"],
+            "status": "Completed" if reused_from else "InProgress",
+            "reused_from": reused_from,
+        }
+    if mode == "summary":
+        return _summarize(run, deps, links)
     if mode == "succeeded":
         return _record_success(run, deps, links)
     if mode == "champion":
@@ -130,7 +144,7 @@ def _read(deps: RecordResultsDeps, run: dict[str, Any], output_uri: str, job_nam
 
 
 def _record_success(run: dict[str, Any], deps: RecordResultsDeps, links: Links) -> dict[str, Any]:
-    expected_job = naming.processing_job_name(run["execution_name"])
+    expected_job = naming.processing_job_name(run["trial"])
     job_name = run["evaluation"]["job_name"]
     if job_name != expected_job:
         raise EvaluationRefused(evaluation_location(run), f"job {job_name} is not this execution's ({expected_job})")
@@ -192,10 +206,10 @@ def _register_best(run: dict[str, Any], deps: RecordResultsDeps, decision: Decis
 def rescore_request(run: dict[str, Any], decision: Decision) -> dict[str, Any]:
     """What EvaluateChampion needs: the champion's model, the job's name, where it writes (KMS key kept)."""
     assert decision.rescore is not None
-    execution = run["execution_name"]
+    trial = run["trial"]  # the trial's own name (its execution's name for a run of one trial)
     attempt = decision.rescore.attempt
     bucket, _ = layout.parse_s3_uri(run["evaluation"]["output_s3_uri"])
-    output_uri = layout.s3_uri(bucket, layout.run_champion_prefix(execution, attempt))
+    output_uri = layout.s3_uri(bucket, layout.run_champion_prefix(trial, attempt))
     output_config = json.loads(json.dumps(run["evaluation"]["output_config"]))
     for output in output_config.get("Outputs", []):
         output["S3Output"]["S3Uri"] = output_uri
@@ -203,7 +217,7 @@ def rescore_request(run: dict[str, Any], decision: Decision) -> dict[str, Any]:
         "champion": decision.rescore.champion,
         "model_artifacts": decision.rescore.model_location,
         "attempt": attempt,
-        "job_name": naming.champion_job_name(execution, attempt),
+        "job_name": naming.champion_job_name(trial, attempt),
         "output_s3_uri": output_uri,
         "output_config": output_config,
     }
@@ -246,6 +260,9 @@ def _answer(
     ]
     if registered:
         answer["model_package"] = registered.as_dict()
+    # What the model registry did, in one line ("" when nothing): the Map's iteration passes it on to the run's
+    # comparison, so the one notification says it.
+    answer["registry"] = limits.clip(registered.text(), sweep_summary.REGISTRY_LINE_MAX) if registered else ""
     answer["subject"] = limits.clip(
         f"nyanops: {run['experiment']} {metric} {value if value is not None else 0.0:.3f}{new_best}",
         limits.SNS_SUBJECT_MAX - 1, "...",
@@ -347,4 +364,37 @@ def _record_failure(run: dict[str, Any], deps: RecordResultsDeps, links: Links) 
         "is_best": False,
         "subject": limits.clip(f"nyanops: {run['experiment']} run failed", limits.SNS_SUBJECT_MAX - 1, "..."),
         "message": limits.clip_utf8(message, limits.SNS_MESSAGE_MAX_BYTES // 4),
+    }
+
+
+def _summarize(run: dict[str, Any], deps: RecordResultsDeps, links: Links) -> dict[str, Any]:
+    """The comparison of the execution's trials as recorded, and the experiment's best: the run's notification."""
+    experiment = run["experiment"]
+    outcomes = [o for o in run.get("outcomes") or [] if isinstance(o, dict) and o.get("trial")]
+    known = {t.trial for t in deps.experiments.list_trials(experiment)}
+    for outcome in outcomes:  # a failure whose recording failed too: recorded now, so no trial stays in progress
+        if outcome.get("status") == sweep_summary.NOT_RECORDED and outcome["trial"] in known:
+            text = f"{outcome.get('error', 'Error')} (recording the failure failed: {outcome.get('record_error', '')})"
+            deps.experiments.fail_trial(experiment, outcome["trial"], text, deps.clock())
+    summary = sweep_summary.summarize(
+        experiment=experiment,
+        execution=run["execution_name"],
+        outcomes=outcomes,
+        records=deps.experiments.list_trials(experiment),
+        metric=_metric(run),
+        dataset_id=str(run.get("dataset_id", "")),
+        comment=str(run.get("comment", "")),
+    )
+    handed_over = [str(o["registry"]) for o in outcomes if o.get("registry")]
+    lines = [*summary.lines, *handed_over, *links.lines(run)]
+    return {
+        "experiment": experiment,
+        "execution": run["execution_name"],
+        "status": "Completed" if summary.completed else "Failed",
+        "completed": summary.completed,
+        "reused": summary.reused,
+        "failed": summary.failed,
+        "best_trial": summary.best_trial,
+        "subject": limits.clip(summary.subject, limits.SNS_SUBJECT_MAX - 1, "..."),
+        "message": limits.clip_utf8("\n".join(lines), limits.SNS_MESSAGE_MAX_BYTES // 8),
     }

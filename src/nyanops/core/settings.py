@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nyanops.core import best_model
+from nyanops.core import best_model, limits
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -42,6 +42,11 @@ class PipelineSettings(BaseModel):
     evaluation_max_runtime_seconds: int = Field(default=1800, ge=60, le=432000, alias="EVALUATION_MAX_RUNTIME_SECONDS")
     training_instance_type: str = Field(default="ml.m5.xlarge", alias="TRAINING_INSTANCE_TYPE")
     processing_instance_type: str = Field(default="ml.m5.xlarge", alias="PROCESSING_INSTANCE_TYPE")
+    # How many trials of a sweep train at once (the Map's MaxConcurrency; 0: all of them). Locally: the machine's
+    # job slots (nyanops.local.capacity).
+    sweep_max_concurrency: int = Field(
+        default=4, ge=0, le=limits.SWEEP_MAX_CONCURRENCY, alias="SWEEP_MAX_CONCURRENCY"
+    )
     # Empty: no customer managed key (the job parameters then carry no KMS field at all).
     kms_key_arn: str = Field(default="", alias="KMS_KEY_ARN")
 

@@ -27,7 +27,13 @@ from nyanops.core import dataset as datasets
 from nyanops.core import layout, limits
 from nyanops.core.dataset_names import check_dataset_id
 from nyanops.core.execution_input import RunRequest, build_execution_input, run_execution_name
-from nyanops.core.manifest import Manifest, check_manifest_size, parse_manifest, validate_manifest
+from nyanops.core.manifest import (
+    Manifest,
+    check_manifest_size,
+    parse_manifest,
+    trial_hyperparameters,
+    validate_manifest,
+)
 from nyanops.core.ports import ExecutionStarter, Notifier, ObjectNotFound, ObjectStore
 from nyanops.core.refusals import Refusal, refuse
 from nyanops.core.rejection import Problem, UploadRejected
@@ -123,10 +129,17 @@ def _run_request(upload: Upload, classified: layout.ClassifiedKey, deps: StartPi
             f"datasets/{summary.dataset_id} is sealed with start_run false (dataset add --no-run): "
             f'runs start from manifests naming "datasets/{summary.dataset_id}"'
         )
-    num_classes = manifest.hyperparameters.num_classes
-    if num_classes is not None and num_classes != len(summary.classes):
+    sweep = manifest.sweep if isinstance(manifest.sweep, (dict, list)) else {}
+    in_sweep = "num-classes" in sweep if isinstance(sweep, dict) else any("num-classes" in t for t in sweep)
+    wrong = [
+        t["num-classes"]
+        for t in trial_hyperparameters(manifest)
+        if t.get("num-classes") not in (None, len(summary.classes))
+    ]
+    if wrong:
+        num_classes = wrong[0]
         raise UploadRejected.one(
-            "hyperparameters.num-classes",
+            "sweep.num-classes" if in_sweep else "hyperparameters.num-classes",
             f"is {num_classes} but dataset {summary.dataset_id} has {len(summary.classes)} classes "
             f"({', '.join(summary.classes)})",
             f"set num-classes to {len(summary.classes)} or leave it out (it is taken from the dataset)",
@@ -228,6 +241,15 @@ def check_execution_input(execution_input: dict[str, Any], request: RunRequest) 
     size = limits.utf8_len(json.dumps(execution_input))
     if size > limits.EXECUTION_INPUT_MAX_BYTES:
         longest = max((len(c) for c in request.dataset.classes), default=0)
+        trials = len(execution_input.get("trials") or ())
+        if trials > 1:
+            raise UploadRejected.one(
+                "sweep",
+                f"the run's input would be {size} bytes for {trials} trials, more than the "
+                f"{limits.EXECUTION_INPUT_MAX_BYTES} bytes a Step Functions execution can carry with its results "
+                f"({len(request.dataset.classes)} classes, names of up to {longest} characters)",
+                "sweep fewer values (or split the sweep over several manifests)",
+            )
         raise UploadRejected.one(
             "dataset",
             f"the run's input would be {size} bytes, more than the {limits.EXECUTION_INPUT_MAX_BYTES} bytes a Step "

@@ -179,6 +179,8 @@ TRIAL_COLUMNS_ADDED = {
     "compared_with": "TEXT DEFAULT ''",
     "champion_value": "REAL",
     "num_test_images": "INTEGER",
+    # The completed trial whose results a reused trial took (nyanops.core.reuse); '' for a trained one.
+    "reused_from": "TEXT DEFAULT ''",
 }
 EXECUTION_COLUMNS_ADDED = {
     # When the process that claimed the run started (Linux: /proc/<pid>/stat), so a reused PID is not taken

@@ -135,17 +135,17 @@ class SQLiteSession:
             record, status=COMPLETED, finished_at=result.finished_at, metrics=dict(result.metrics),
             hyperparameters=dict(result.hyperparameters), model_location=result.model_location,
             evaluation_location=result.evaluation_location, best_epoch=result.best_epoch,
-            num_test_images=result.num_test_images, error="",
+            num_test_images=result.num_test_images, error="", reused_from=result.reused_from,
         )
         limits.check_trial_parameters(record_parameters(after, execution))
         self._db.execute(
             """UPDATE trials SET status = ?, finished_at = ?, metrics = ?, hyperparameters = ?, model_location = ?,
-               evaluation_location = ?, best_epoch = ?, num_test_images = ?, error = ''
+               evaluation_location = ?, best_epoch = ?, num_test_images = ?, error = '', reused_from = ?
                WHERE experiment_key = ? AND trial = ?""",
             (
                 COMPLETED, _ts(result.finished_at), json.dumps(result.metrics), json.dumps(result.hyperparameters),
                 result.model_location, result.evaluation_location, result.best_epoch, result.num_test_images,
-                self._key, trial,
+                result.reused_from, self._key, trial,
             ),
         )
 
@@ -198,4 +198,5 @@ def _record(r: sqlite3.Row) -> TrialRecord:
         champion_value=r["champion_value"],
         best_epoch=r["best_epoch"],
         num_test_images=r["num_test_images"],
+        reused_from=r["reused_from"] or "",
     )

@@ -64,6 +64,7 @@ class Progress(NullListener):
         self._metrics: dict[str, tuple[float, float]] = {}
         self._line_open = False
         self._caught = ""
+        self._trials = 0  # the trials of the execution shown (a sweep's Map iterations)
         self._job: dict[str, Any] | None = None  # the last progress line's fields
         self._plain_at = -float("inf")
         self._status_text = ""  # the status line without its clock
@@ -112,8 +113,16 @@ class Progress(NullListener):
     # -- the listener ------------------------------------------------------------------------------
     def execution_started(self, name: str, input: Any) -> None:
         self._print(f"execution {name}: experiment {input.get('experiment')}, dataset {input['dataset']['id']}")
+        trials = input.get("trials") if isinstance(input.get("trials"), list) else []
+        self._trials = len(trials)
+        if len(trials) > 1:
+            at_once = input.get("max_concurrency") or len(trials)
+            self._print(f"  sweep of {len(trials)} trials, at most {min(at_once, len(trials))} at once")
 
     def state_entered(self, state_name: str, state_type: str, input: Any) -> None:
+        first = isinstance(input, dict) and state_name == "RegisterTrial" and isinstance(input.get("index"), int)
+        if first and self._trials > 1:  # a Map iteration starts: say which trial the lines are of
+            self._print(f"  trial {input['index'] + 1}/{self._trials}: {input.get('trial')}")
         self._state, self._state_started = state_name, time.monotonic()
         self._epoch, self._epoch_seconds, self._metrics = (0, 0), [], {}
         self._job, self._plain_at = None, -float("inf")

@@ -18,8 +18,9 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote_plus
 
-from nyanops.core import layout
+from nyanops.core import layout, limits
 from nyanops.core.best_model import DEFAULT_TOLERANCE, IN_PROGRESS
+from nyanops.core.execution_input import trial_names
 from nyanops.core.record_results import RecordResultsDeps, failure_text
 from nyanops.core.settings import PipelineSettings
 from nyanops.core.start_pipeline import StartPipelineDeps, UploadResult
@@ -198,7 +199,9 @@ class LocalPipeline:
         self.experiments = SQLiteExperimentStore(self.db)
         self.model_registry = SQLiteModelRegistry(self.db)
         self.executions = ex.ExecutionStore(self.db)
-        self.settings = local_settings()
+        # The Map's MaxConcurrency in the execution input is this pipeline's own cap (the executor applies it too).
+        cap = min(self.max_parallel_jobs or 1, limits.SWEEP_MAX_CONCURRENCY)
+        self.settings = local_settings().model_copy(update={"sweep_max_concurrency": cap})
         self._machine: StateMachine | None = None
         self._dataset_watcher: DatasetWatcher | None = None
         self._functions: dict[str, ModuleType] = {}
@@ -310,9 +313,10 @@ class LocalPipeline:
     def _interrupt(self, name: str, execution_input: dict[str, Any]) -> None:
         self.executions.add_event(name, "ExecutionAborted", None, {"cause": INTERRUPTED_MESSAGE})
         self.executions.finish(name, ex.INTERRUPTED, error="Interrupted", cause=INTERRUPTED_MESSAGE)
-        self.experiments.fail_trial(
-            execution_input["experiment"], execution_input["trial"], INTERRUPTED_MESSAGE, datetime.now(timezone.utc)
-        )
+        for trial in trial_names(execution_input):  # a recorded trial stays Completed
+            self.experiments.fail_trial(
+                execution_input["experiment"], trial, INTERRUPTED_MESSAGE, datetime.now(timezone.utc)
+            )
 
     def execute(self, name: str) -> ex.ExecutionRow:
         """Run one pending execution in this process, to the end (or until interrupted)."""
@@ -338,9 +342,10 @@ class LocalPipeline:
             raise
         except Exception as exc:  # a fault of the local runner itself, not of a task
             self.executions.finish(name, ex.FAILED, error=type(exc).__name__, cause=str(exc))
-            self.experiments.fail_trial(
-                row.input["experiment"], row.input["trial"], f"local runner error: {exc}", datetime.now(timezone.utc)
-            )
+            for trial in trial_names(row.input):
+                self.experiments.fail_trial(
+                    row.input["experiment"], trial, f"local runner error: {exc}", datetime.now(timezone.utc)
+                )
             raise
         status = ex.SUCCEEDED if result.status == "SUCCEEDED" else ex.FAILED
         self.executions.finish(name, status, output=result.output, error=result.error, cause=result.cause)
@@ -351,19 +356,22 @@ class LocalPipeline:
         return final
 
     def _close_open_trial(self, execution_input: dict[str, Any], result: ExecutionResult) -> None:
-        """A failed run whose failure could not be recorded (RecordFailure failed too) must not leave its
-        trial InProgress forever: record it here, with the step's error and the recording error."""
-        experiment, trial = execution_input["experiment"], execution_input["trial"]
-        if not any(t.trial == trial and t.status == IN_PROGRESS for t in self.experiments.list_trials(experiment)):
+        """A failed run whose trials' failure could not be recorded (the Map or the comparison failed) must not
+        leave a trial InProgress forever: record each such trial here, with the run's error."""
+        experiment = execution_input["experiment"]
+        names = set(trial_names(execution_input))
+        open_trials = [t.trial for t in self.experiments.list_trials(experiment)
+                       if t.trial in names and t.status == IN_PROGRESS]
+        if not open_trials:
             return
         state = next(
             (e["details"].get("input") for e in reversed(result.history) if e["type"] == "FailStateEntered"), None
         )
         state = state if isinstance(state, dict) else {}
-        text = failure_text(state["error"]) if state.get("error") else f"{result.error}: {result.cause}"
-        if state.get("record_error"):
-            text += f" (recording the failure failed: {failure_text(state['record_error'])})"
-        self.experiments.fail_trial(experiment, trial, text, datetime.now(timezone.utc))
+        error = state.get("summary_error") or state.get("error")
+        text = failure_text(error) if error else f"{result.error}: {result.cause}"
+        for trial in open_trials:
+            self.experiments.fail_trial(experiment, trial, text, datetime.now(timezone.utc))
 
     def run_pending(self) -> list[ex.ExecutionRow]:
         done = []
