@@ -194,3 +194,26 @@ def test_an_older_database_is_brought_up_to_date(tmp_path: Path) -> None:
     store = SQLiteExperimentStore(connect(path))
     assert bests(store, "CATS") == ["a"]
     assert sorted(t.trial for t in store.list_trials("cats")) == ["a", "b"]
+
+
+def test_a_database_brought_up_to_date_by_another_process_meanwhile_is_not_migrated_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes open a new root at once (two `dataset add`, a `watch` and a `run`): both find the newer
+    columns missing; the one that gets the write lock second must find them added, not add them again."""
+    from nyanops.local import database
+
+    path = tmp_path / "nyanops.db"
+    first_look = database._needs_migration
+
+    def meanwhile(conn: sqlite3.Connection) -> bool:
+        needed = first_look(conn)
+        monkeypatch.setattr(database, "_needs_migration", first_look)
+        connect(path).close()  # the other process: opens the same file and migrates it completely
+        return needed
+
+    monkeypatch.setattr(database, "_needs_migration", meanwhile)
+    conn = connect(path)  # would fail with "duplicate column name" if it trusted its first look
+    have = {r["name"] for r in conn.execute("PRAGMA table_info(trials)")}
+    assert set(database.TRIAL_COLUMNS_ADDED) <= have
+    conn.close()

@@ -205,32 +205,47 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     conn.executescript(SCHEMA)
     _migrate(conn)
+    conn.executescript(INDEXES)
     return conn
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Add the newer trial columns, fill the experiment keys, and keep one best per key (an older database
-    may hold "cats" and "Cats" as two experiments, each with a best: the first flagged one keeps it)."""
+    may hold "cats" and "Cats" as two experiments, each with a best: the first flagged one keeps it).
+
+    What is missing is looked at again inside the write lock: two processes opening a new root at once (two
+    `dataset add`, a `watch` and a `run`) both see the columns missing, and the second must not add them again."""
+    if not _needs_migration(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        missing, missing_executions = _missing_columns(conn)
+        for name, kind in missing.items():
+            conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+        for name, kind in missing_executions.items():
+            conn.execute(f"ALTER TABLE executions ADD COLUMN {name} {kind}")
+        conn.execute("UPDATE trials SET experiment_key = lower(experiment) WHERE experiment_key IS NULL")
+        conn.execute(
+            "UPDATE trials SET is_best = 0 WHERE is_best = 1 AND rowid NOT IN "
+            "(SELECT min(rowid) FROM trials WHERE is_best = 1 GROUP BY experiment_key)"
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _missing_columns(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:
     have = {r["name"] for r in conn.execute("PRAGMA table_info(trials)")}
-    missing = {name: kind for name, kind in TRIAL_COLUMNS_ADDED.items() if name not in have}
     have_executions = {r["name"] for r in conn.execute("PRAGMA table_info(executions)")}
-    missing_executions = {n: k for n, k in EXECUTION_COLUMNS_ADDED.items() if n not in have_executions}
-    if missing or missing_executions or conn.execute(
-        "SELECT 1 FROM trials WHERE experiment_key IS NULL LIMIT 1"
-    ).fetchone():
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for name, kind in missing.items():
-                conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
-            for name, kind in missing_executions.items():
-                conn.execute(f"ALTER TABLE executions ADD COLUMN {name} {kind}")
-            conn.execute("UPDATE trials SET experiment_key = lower(experiment) WHERE experiment_key IS NULL")
-            conn.execute(
-                "UPDATE trials SET is_best = 0 WHERE is_best = 1 AND rowid NOT IN "
-                "(SELECT min(rowid) FROM trials WHERE is_best = 1 GROUP BY experiment_key)"
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    conn.executescript(INDEXES)
+    return (
+        {name: kind for name, kind in TRIAL_COLUMNS_ADDED.items() if name not in have},
+        {name: kind for name, kind in EXECUTION_COLUMNS_ADDED.items() if name not in have_executions},
+    )
+
+
+def _needs_migration(conn: sqlite3.Connection) -> bool:
+    missing, missing_executions = _missing_columns(conn)
+    if missing or missing_executions:
+        return True
+    return conn.execute("SELECT 1 FROM trials WHERE experiment_key IS NULL LIMIT 1").fetchone() is not None
