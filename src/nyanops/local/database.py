@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -199,14 +200,33 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open (and create if needed) the database at ``path``, bringing an older one up to date."""
     path.parent.mkdir(parents=True, exist_ok=True)
     timeout = busy_timeout()
-    conn = ThreadedConnection(path, **{**_OPTIONS, "timeout": timeout})
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = ThreadedConnection(path, **{**_OPTIONS, "timeout": timeout})
+        try:
+            _prepare(conn, timeout)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            # Setting up a new file (WAL mode, the schema) can meet another process doing the same; SQLite
+            # then answers "locked" at once, without its busy wait: try again within the same timeout.
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _prepare(conn: sqlite3.Connection, timeout: float) -> None:
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)
     _migrate(conn)
     conn.executescript(INDEXES)
-    return conn
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
