@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,43 @@ def test_a_value_sagemaker_would_refuse_is_refused_locally(store: SQLiteExperime
         session.note_decision("t1", DecisionNote("x" * 5000, "t0", 0.5))
     [t] = store.list_trials()
     assert len(t.decision) == 1000 and t.decision.endswith(" [...]")
+
+
+@pytest.mark.parametrize("field", ["model_location", "evaluation_location"])
+def test_a_completion_sagemaker_would_refuse_is_refused_locally_and_the_trial_stays_open(
+    store: SQLiteExperimentStore, field: str
+) -> None:
+    start(store, "t1")
+    too_long = replace(result(0.9), **{field: "s3://b/" + "m" * 2494})
+    with pytest.raises(limits.LimitExceeded, match=f"{field}: the value has 2501 characters"), \
+            store.decision("cats") as session:
+        session.complete("t1", too_long)
+    [t] = store.list_trials()
+    assert (t.status, t.metrics, t.model_location) == ("InProgress", {}, "")
+
+
+def _first_refused_metric_count(store: SQLiteExperimentStore, **fields: Any) -> int:
+    """The fewest metrics with which completing a fresh trial is refused (the 300-parameter limit)."""
+    low, high = 0, limits.TRIAL_COMPONENT_PARAMETERS_MAX
+    while low < high:
+        n = (low + high) // 2
+        trial = f"t-{n}-{len(store.list_trials())}"
+        start(store, trial)
+        attempt = replace(result(0.9), metrics={f"m{i}": 0.5 for i in range(n)}, **fields)
+        try:
+            with store.decision("cats") as session:
+                session.complete(trial, attempt)
+            low = n + 1
+        except limits.LimitExceeded:
+            high = n
+    return low
+
+
+def test_the_best_epoch_and_test_image_count_are_counted_as_parameters(store: SQLiteExperimentStore) -> None:
+    with_both = _first_refused_metric_count(store)
+    assert 0 < with_both < limits.TRIAL_COMPONENT_PARAMETERS_MAX
+    assert _first_refused_metric_count(store, best_epoch=None) == with_both + 1
+    assert _first_refused_metric_count(store, num_test_images=None) == with_both + 1
 
 
 def test_a_missing_trial_cannot_be_flagged(store: SQLiteExperimentStore) -> None:
