@@ -142,8 +142,9 @@ def test_a_completion_sagemaker_would_refuse_is_refused_locally_and_the_trial_st
     assert (t.status, t.metrics, t.model_location) == ("InProgress", {}, "")
 
 
-def _first_refused_metric_count(store: SQLiteExperimentStore, **fields: Any) -> int:
-    """The fewest metrics with which completing a fresh trial is refused (the 300-parameter limit)."""
+def _first_refused_metric_count(store: SQLiteExperimentStore, note: DecisionNote | None = None, **fields: Any) -> int:
+    """The fewest metrics with which completing a fresh trial (and noting ``note``) is refused: the 300-parameter
+    limit."""
     low, high = 0, limits.TRIAL_COMPONENT_PARAMETERS_MAX
     while low < high:
         n = (low + high) // 2
@@ -153,6 +154,8 @@ def _first_refused_metric_count(store: SQLiteExperimentStore, **fields: Any) -> 
         try:
             with store.decision("cats") as session:
                 session.complete(trial, attempt)
+                if note is not None:
+                    session.note_decision(trial, note)
             low = n + 1
         except limits.LimitExceeded:
             high = n
@@ -164,6 +167,12 @@ def test_the_best_epoch_and_test_image_count_are_counted_as_parameters(store: SQ
     assert 0 < with_both < limits.TRIAL_COMPONENT_PARAMETERS_MAX
     assert _first_refused_metric_count(store, best_epoch=None) == with_both + 1
     assert _first_refused_metric_count(store, num_test_images=None) == with_both + 1
+
+
+def test_the_champions_figure_of_a_decision_is_counted_as_a_parameter(store: SQLiteExperimentStore) -> None:
+    with_figure = _first_refused_metric_count(store, DecisionNote("kept", "t0", 0.5))
+    assert _first_refused_metric_count(store, DecisionNote("kept", "t0", None)) == with_figure + 1
+    assert _first_refused_metric_count(store) > with_figure  # a decision adds parameters too
 
 
 def test_a_missing_trial_cannot_be_flagged(store: SQLiteExperimentStore) -> None:
