@@ -10,7 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from nyanops.aws import sagemaker_experiments as se
+from nyanops.aws.experiment_lock import DynamoExperimentLock
 from nyanops.aws.sagemaker_experiments import ExperimentsThrottled, SageMakerExperimentStore, record_from_component
+from nyanops.core import limits
 from nyanops.core.experiments import TrialRecord, TrialStart
 
 T0 = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -171,3 +173,27 @@ def test_a_trial_component_is_read_back() -> None:
     assert isinstance(record.hyperparameters["epochs"], int) and isinstance(record.best_epoch, int)
     assert record_from_component("cats", "m-x", {"Parameters": {"is_best": {"NumberValue": 0.0}}}).is_best is False
     assert record_from_component("cats", "m-x", {}).hyperparameters == {}
+
+
+# -- found by mutation testing ------------------------------------------------------------------------------
+def test_an_account_without_experiments_lists_no_trials() -> None:
+    """SageMaker may leave ``ExperimentSummaries`` out of an empty page."""
+    assert SageMakerExperimentStore(Scripted(list_experiments=[{}])).list_trials() == []
+
+
+def test_the_parameters_of_a_component_that_does_not_exist_are_none() -> None:
+    client = Scripted(describe_trial_component=[error("ResourceNotFound", "no such component"),
+                                                error("AccessDeniedException", "not authorized")])
+    store = SageMakerExperimentStore(client)
+    assert store.parameters("m-gone") == {}
+    with pytest.raises(ClientError, match="not authorized"):
+        store.parameters("m-x")
+
+
+def test_a_failure_that_would_not_fit_the_component_is_refused_before_sagemaker_sees_it() -> None:
+    full = {f"hp:p{i}": {"NumberValue": 1.0} for i in range(limits.TRIAL_COMPONENT_PARAMETERS_MAX - 1)}
+    client = Scripted(describe_trial_component=[{"Status": {"PrimaryStatus": "InProgress"}, "Parameters": full}])
+    store = SageMakerExperimentStore(client, DynamoExperimentLock(Scripted(), "locks"))
+    with pytest.raises(limits.LimitExceeded, match="301 parameters, more than SageMaker's 300"):
+        store.fail_trial("cats", "m-x", "boom", T0)
+    assert [op for op, _ in client.calls] == ["describe_trial_component"]
