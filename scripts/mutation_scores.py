@@ -29,11 +29,21 @@ NOT_KILLED = ("survived", "no tests", "suspicious")
 MUTANT_NAME = re.compile(r"`(nyanops\.[^`\s]+__mutmut_\d+)`")
 
 
+EQUIVALENTS_HEADING = re.compile(r"^(#+) Equivalent mutants\s*$", re.MULTILINE)
+
+
 def equivalents(path: Path | None) -> set[str]:
-    """The mutant names an explanation file names in backquotes (none when there is no such file)."""
+    """The mutant names an explanation file names in backquotes: under its "Equivalent mutants" heading (up to
+    the next heading of that level or above) when it has one, else anywhere; none when there is no such file."""
     if path is None or not path.is_file():
         return set()
-    return set(MUTANT_NAME.findall(path.read_text(encoding="utf-8")))
+    text = path.read_text(encoding="utf-8")
+    heading = EQUIVALENTS_HEADING.search(text)
+    if heading:
+        text = text[heading.end():]
+        end = re.search(rf"^#{{1,{len(heading.group(1))}}} ", text, re.MULTILINE)
+        text = text[: end.start()] if end else text
+    return set(MUTANT_NAME.findall(text))
 
 
 def status(code: int | None) -> str:

@@ -32,7 +32,9 @@ def test_equivalent_mutants_named_in_the_docs_leave_the_score(tmp_path: Path,
     # 8 killed, 2 survived of which the explanation file names one (and names a killed one: reported as stale)
     results(tmp_path / "mutants", "nyanops.core.a", {str(i): 1 for i in range(8)} | {"8": 0, "9": 0})
     docs = tmp_path / "reliability.md"
-    docs.write_text("- `nyanops.core.a.x_f__mutmut_8`, `nyanops.core.a.x_f__mutmut_0`: no test can tell\n")
+    docs.write_text("A killed one, `nyanops.core.a.x_f__mutmut_1`, named in passing.\n\n### Equivalent mutants\n\n"
+                    "- `nyanops.core.a.x_f__mutmut_8`, `nyanops.core.a.x_f__mutmut_0`: no test can tell\n\n"
+                    "## Next section\n\n`nyanops.core.a.x_f__mutmut_9`\n")
     args = ["--root", str(tmp_path / "mutants"), "--equivalents", str(docs), "--survivors", "--min", "88"]
     assert mutation_scores.main(args) == 0
     captured = capsys.readouterr()
