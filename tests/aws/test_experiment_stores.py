@@ -125,3 +125,10 @@ def test_what_would_not_fit_a_trial_component_is_refused(store: ExperimentStore)
     with pytest.raises(LimitExceeded, match="more than SageMaker's 300"):
         store.start_trial(replace(a_start(), hyperparameters=too_many))
     assert store.list_trials() == []
+
+
+def test_a_trial_that_is_not_there_cannot_take_the_flag(store: ExperimentStore) -> None:
+    store.start_trial(a_start())
+    with pytest.raises(LookupError, match="no trial m-ghost in experiment"), store.decision("cats") as session:
+        session.set_best("m-ghost")
+    assert [t.is_best for t in store.list_trials()] == [False]

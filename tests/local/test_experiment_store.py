@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from nyanops.core import limits
 from nyanops.core.best_model import Verdict, record_and_decide
-from nyanops.core.experiments import DecisionNote, TrialResult, TrialStart
+from nyanops.core.experiments import DecisionNote, TrialResult, TrialStart, record_parameters
 from nyanops.local import experiment_store
 from nyanops.local.database import connect
 from nyanops.local.experiment_store import SQLiteExperimentStore
@@ -126,6 +127,88 @@ def test_a_value_sagemaker_would_refuse_is_refused_locally(store: SQLiteExperime
         session.note_decision("t1", DecisionNote("x" * 5000, "t0", 0.5))
     [t] = store.list_trials()
     assert len(t.decision) == 1000 and t.decision.endswith(" [...]")
+
+
+@pytest.mark.parametrize("field", ["model_location", "evaluation_location"])
+def test_a_completion_sagemaker_would_refuse_is_refused_locally_and_the_trial_stays_open(
+    store: SQLiteExperimentStore, field: str
+) -> None:
+    start(store, "t1")
+    too_long = replace(result(0.9), **{field: "s3://b/" + "m" * 2494})
+    with pytest.raises(limits.LimitExceeded, match=f"{field}: the value has 2501 characters"), \
+            store.decision("cats") as session:
+        session.complete("t1", too_long)
+    [t] = store.list_trials()
+    assert (t.status, t.metrics, t.model_location) == ("InProgress", {}, "")
+
+
+def _first_refused_metric_count(store: SQLiteExperimentStore, note: DecisionNote | None = None,
+                                failed_first: bool = False, **fields: Any) -> int:
+    """The fewest metrics with which completing a fresh trial (and noting ``note``) is refused: the 300-parameter
+    limit."""
+    low, high = 0, limits.TRIAL_COMPONENT_PARAMETERS_MAX
+    while low < high:
+        n = (low + high) // 2
+        trial = f"t-{n}-{len(store.list_trials())}"
+        start(store, trial)
+        if failed_first:
+            store.fail_trial("cats", trial, "an earlier attempt failed", T0)
+        attempt = replace(result(0.9), metrics={f"m{i}": 0.5 for i in range(n)}, **fields)
+        try:
+            with store.decision("cats") as session:
+                session.complete(trial, attempt)
+                if note is not None:
+                    session.note_decision(trial, note)
+            low = n + 1
+        except limits.LimitExceeded:
+            high = n
+    return low
+
+
+def test_the_best_epoch_and_test_image_count_are_counted_as_parameters(store: SQLiteExperimentStore) -> None:
+    with_both = _first_refused_metric_count(store)
+    assert 0 < with_both < limits.TRIAL_COMPONENT_PARAMETERS_MAX
+    # The last completion accepted holds exactly SageMaker's 300 parameters, counted on the record as stored.
+    [last] = [t for t in store.list_trials() if t.status == "Completed" and len(t.metrics) == with_both - 1]
+    assert len(record_parameters(last, last.trial)) == limits.TRIAL_COMPONENT_PARAMETERS_MAX
+    assert _first_refused_metric_count(store, best_epoch=None) == with_both + 1
+    assert _first_refused_metric_count(store, num_test_images=None) == with_both + 1
+    # The hyperparameters the training actually used (more than the manifest gave) count, not the manifest's;
+    # a completion clears an earlier failure's error, so the error is not counted.
+    used = {"epochs": 1, **{f"h{i}": i for i in range(9)}}
+    assert _first_refused_metric_count(store, hyperparameters=used) == with_both - 9
+    assert _first_refused_metric_count(store, failed_first=True) == with_both
+
+
+def test_the_champions_figure_of_a_decision_is_counted_as_a_parameter(store: SQLiteExperimentStore) -> None:
+    with_figure = _first_refused_metric_count(store, DecisionNote("kept", "t0", 0.5))
+    assert _first_refused_metric_count(store, DecisionNote("kept", "t0", None)) == with_figure + 1
+    assert _first_refused_metric_count(store) > with_figure  # a decision adds parameters too
+
+
+@pytest.mark.parametrize(
+    "field", ["dataset_id", "dataset_hash", "code_hash", "comment", "source_key", "test_hash", "classes_key"]
+)
+def test_any_start_field_sagemaker_would_refuse_is_refused_and_nothing_is_written(
+    store: SQLiteExperimentStore, field: str
+) -> None:
+    trial = TrialStart("cats", "t", "t", "ds", "h", "c", "", {"epochs": 1}, "manifests/x.json", T0, "t" * 64, "k")
+    with pytest.raises(limits.LimitExceeded, match=f"{field}: the value has 2501 characters"):
+        store.start_trial(replace(trial, **{field: "x" * 2501}))
+    assert store.list_trials() == []
+
+
+def test_a_trial_without_a_test_set_identity_reads_back_without_one(store: SQLiteExperimentStore) -> None:
+    """An unknown identity must stay unknown ("" never equals another trial's): the best-model decision then
+    re-scores instead of comparing figures from two test sets."""
+    start(store, "old", test_hash="", classes_key="")
+    [t] = store.list_trials()
+    assert (t.test_hash, t.classes_key) == ("", "")
+
+
+def test_completing_a_missing_trial_names_it(store: SQLiteExperimentStore) -> None:
+    with pytest.raises(LookupError, match="no trial ghost in experiment cats"), store.decision("Cats") as session:
+        session.complete("ghost", result(0.9))
 
 
 def test_a_missing_trial_cannot_be_flagged(store: SQLiteExperimentStore) -> None:

@@ -252,3 +252,100 @@ def test_what_lies_beside_the_splits_is_not_part_of_the_dataset() -> None:
     ]
     assert ds.files_from_listing(DID, listing) == [ds.DatasetFile("train/bengal/a.jpg", 3, etag="e1")]
     assert ds.beside_splits(DID, (k for k, _, _ in listing)) == ["README.md", "extra/bengal/b.jpg"]
+
+
+# -- what a seal says, read back exactly (mutation testing found these unasserted) -----------------------------
+def _refusal(raw: bytes) -> tuple[str, str]:
+    with pytest.raises(UploadRejected) as caught:
+        ds.parse_marker(DID, raw)
+    [problem] = caught.value.problems
+    assert problem.field == f"datasets/{DID}/_dataset.json"
+    return problem.problem, problem.fix
+
+
+def test_a_seal_reads_back_who_sealed_it_when_and_whether_it_starts_a_run() -> None:
+    when = datetime(2026, 11, 28, 6, 43, tzinfo=UTC)
+    parsed = ds.parse_marker(DID, ds.marker_bytes(ds.build_marker(DID, files(), sealed_by=SEALED_BY, now=when)))
+    assert (parsed.dataset_id, parsed.sealed_by, parsed.sealed_at, parsed.start_run) == (
+        DID, SEALED_BY, "2026-11-28T06:43:00+00:00", True)
+    doc = json.loads(_edit({}))
+    del doc["sealed_at"], doc["sealed_by"]["detail"], doc["start_run"]
+    bare = ds.parse_marker(DID, json.dumps(doc).encode())
+    assert (bare.sealed_by, bare.sealed_at, bare.start_run) == (ds.SealedBy(ds.TOOL, ""), "", True)
+    assert ds.build_marker(DID, files(), sealed_by=SEALED_BY)["sealed_at"].endswith("+00:00")  # always UTC
+
+
+def test_a_seal_is_written_as_readable_utf8_json() -> None:
+    doc = ds.build_marker(DID, files(("bengal", "sphynx-ä")), sealed_by=SEALED_BY)
+    text = ds.marker_bytes(doc).decode("utf-8")
+    assert text == json.dumps(doc, indent=2, ensure_ascii=False) + "\n" and "sphynx-ä" in text
+
+
+def test_a_seal_may_list_a_zero_byte_file_for_the_layout_check_to_name() -> None:
+    parsed = ds.parse_marker(DID, _edit({"files.train/bengal/000.jpg.size": 0}))
+    assert parsed.files["train/bengal/000.jpg"].size == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"[]", "must be a JSON object"),
+        (b'{"format": 2}', "lacks format=2 or has wrong types for: dataset_id, classes, counts, split_hashes, "
+                           "content_hash, files, sealed_by"),
+        (_edit({"format": 3}), "lacks format=2 or has wrong types for: format"),
+        (_edit({"start_run": "no"}), "start_run must be true or false"),
+        (_edit({"sealed_by": {"detail": "x"}}), "sealed_by.tool must say who sealed the dataset"),
+        (_edit({"files.train/bengal/000.jpg.etag": 5}),
+         "files['train/bengal/000.jpg'] needs size (a whole number), sha256 (64 hex digits) and etag"),
+        (_edit({"num_images": 13, "content_hash": "0" * 64}),
+         "is inconsistent: num_images, content_hash do not match its files"),
+    ],
+)
+def test_a_bad_seal_is_refused_with_exactly_this_problem(raw: bytes, problem: str) -> None:
+    assert _refusal(raw)[0] == problem
+
+
+def test_a_seal_listing_files_outside_the_layout_is_refused_by_name() -> None:
+    doc = json.loads(_edit({}))
+    doc["files"]["holdout/bengal/x.jpg"] = {"size": 1, "sha256": "0" * 64, "etag": None}
+    assert _refusal(json.dumps(doc).encode())[0] == "lists files outside {train,val,test}/<class>/<image>"
+
+
+def test_a_format_1_seal_says_why_and_how_to_replace_it() -> None:
+    raw = b'{"format": 1, "content_hash": "x", "counts": {"train": {}, "val": {}, "test": {}}}'
+    assert _refusal(raw) == (
+        "is format 1 (written by an earlier nyanops): it records no per-file identity, so it cannot prove which "
+        "files a trial learns from",
+        "add the folder again as a new dataset with `nyanops dataset add DIR --name NEW-ID` (or upload the images "
+        "under a new id and let the pipeline seal them), and name the new id",
+    )
+
+
+def test_a_changed_dataset_names_every_difference_and_the_fix() -> None:
+    sealed = files(per_split=3)
+    listed = [f for f in sealed if f.path != "train/bengal/002.jpg"] + [ds.DatasetFile("val/bengal/late.jpg", 5)]
+    with pytest.raises(UploadRejected) as caught:
+        ds.validate_dataset(DID, listed, marker(sealed))
+    [problem] = caught.value.problems
+    assert problem.problem.split("; ")[1:] == [
+        f"not in the bucket: datasets/{DID}/train/bengal/002.jpg",
+        f"not sealed (added after _dataset.json): datasets/{DID}/val/bengal/late.jpg",
+    ]
+    assert problem.fix == (
+        "finish uploading every image before _dataset.json; datasets are immutable, so remove files added or "
+        "replaced after sealing, or upload the dataset again under a new id"
+    )
+
+
+def test_layout_problems_name_the_dataset_they_are_in() -> None:
+    bad = [*files(), ds.DatasetFile("train/bengal/notes.txt", 10)]
+    for check in (lambda: ds.build_marker(DID, bad, sealed_by=SEALED_BY),
+                  lambda: ds.validate_dataset(DID, bad, marker(files()))):
+        with pytest.raises(UploadRejected) as caught:
+            check()
+        assert f"datasets/{DID}/train/bengal/notes.txt" in problems(caught)
+
+
+def test_folder_placeholders_are_not_objects_beside_the_splits() -> None:
+    keys = [f"datasets/{DID}/notes/", f"datasets/{DID}/README.md", f"datasets/{DID}/train/a/1.jpg"]
+    assert ds.beside_splits(DID, keys) == ["README.md"]

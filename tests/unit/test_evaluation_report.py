@@ -50,6 +50,18 @@ def test_metrics_with_undefined_ratios_count_zero() -> None:
     assert metrics["weighted_f1"] == pytest.approx(0.8)
 
 
+@pytest.mark.parametrize(
+    ("matrix", "f1"),
+    [
+        ([[1, 2], [0, 3]], 2 / 4),  # bengal: 1 right, 2 missed, never wrongly predicted (2 tp + fp - fn = 0)
+        ([[1, 0], [2, 3]], 2 / 4),  # bengal: 1 right, 2 siamese taken for bengal (2 tp - fp + fn = 0)
+    ],
+)
+def test_f1_is_defined_whenever_its_denominator_is_not_zero(matrix: list[list[int]], f1: float) -> None:
+    _, per_class = er.metrics_from_confusion(matrix)
+    assert per_class[0]["f1"] == pytest.approx(f1)
+
+
 def test_metrics_of_nothing() -> None:
     assert er.metrics_from_confusion([]) == (
         {"accuracy": 0.0, "macro_precision": 0.0, "macro_recall": 0.0, "macro_f1": 0.0, "weighted_f1": 0.0},
@@ -153,6 +165,9 @@ def test_a_perfect_forgery_with_a_consistent_matrix_still_needs_the_right_suppor
         (lambda d: d.update(timings={"load": "1s"}), "timings.load", "must be a finite number, got str"),
         (lambda d: d.update(job={"execution": "m-x"}), "job.processing_job", "missing"),
         (lambda d: d.update(job=["m-x"]), "job", "must be an object, got list"),
+        (lambda d: d.update(timings=[1.0]), "timings", "must be an object, got list"),
+        (lambda d: d["per_class"]["siamese"].update(recall=1.5), "per_class.siamese.recall",
+         "must be in [0, 1], got 1.5"),
     ],
 )
 def test_structural_problems_name_the_field(change: Any, path: str, problem: str) -> None:
@@ -372,8 +387,9 @@ def test_at_most_five_differing_class_names_are_listed() -> None:
 
 def test_class_names_in_another_order_are_refused() -> None:
     doc = evaluation_doc(wrong=0, classes=("siamese", "bengal"))
-    with pytest.raises(EvaluationReportError, match="in another order"):
+    with pytest.raises(EvaluationReportError) as caught:
         er.check_against_dataset(doc, CLASSES, {"bengal": 2, "siamese": 2})
+    assert str(caught.value) == "class_names: 2 classes that are not the dataset's 2 classes (in another order)"
 
 
 @pytest.mark.parametrize("counts", [{"bengal": 3, "siamese": 2}, {"bengal": 2}, {"bengal": 2, "siamese": 1}])

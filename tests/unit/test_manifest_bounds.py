@@ -13,9 +13,19 @@ from typing import Any
 
 import annotated_types
 import pytest
+from pydantic import BaseModel, ValidationError, create_model
 
-from nyanops.core import layout, limits, naming
-from nyanops.core.manifest import MAX_COMMENT, MAX_MANIFEST_BYTES, Hyperparameters, Manifest, parse_manifest
+from nyanops.core import hyperparameters, layout, limits, naming
+from nyanops.core.manifest import (
+    MAX_COMMENT,
+    MAX_MANIFEST_BYTES,
+    Hyperparameters,
+    Manifest,
+    _field,
+    _HyperparametersBase,
+    _problem,
+    parse_manifest,
+)
 from nyanops.core.rejection import UploadRejected
 
 DATASET = "datasets/2026-11-28T064300Z"
@@ -92,6 +102,59 @@ def test_hyperparameter_bound_at_both_ends(flag: str, is_int: bool, kind: str, b
     assert words in problem.problem and words in problem.fix
 
 
+def _schema_built_now() -> type[BaseModel]:
+    """The hyperparameter schema built afresh from the table (the module builds it once, when imported)."""
+    rows = hyperparameters.manifest_rows()
+    return create_model("Rebuilt", __base__=_HyperparametersBase, **{h.attr: _field(h) for h in rows})
+
+
+def _accepts(schema: type[BaseModel], flag: str, value: Any) -> bool:
+    try:
+        return schema.model_validate({flag: value}).given() == {flag: value}  # type: ignore[attr-defined]
+    except ValidationError:
+        return False
+
+
+def _probes(h: hyperparameters.Hyperparameter) -> tuple[list[Any], list[Any]]:
+    """(values the row allows, values it does not) at its bounds, its choices and its type."""
+    if h.type == "bool":
+        return [True, False], [1, 0, "true", None]
+    if h.type == "str":
+        return list(h.choices), ["not-a-choice", "", 1, True]
+    low, high = h.minimum, h.maximum
+    assert low is not None and high is not None, h.name
+    if h.type == "int":
+        return [int(low), int(high)], [int(low) - 1, int(high) + 1, float(low), str(int(low)), True]
+    inside_low = math.nextafter(low, math.inf) if h.exclusive_minimum else low
+    outside_low = low if h.exclusive_minimum else math.nextafter(low, -math.inf)
+    return [inside_low, high, (low + high) / 2], [outside_low, math.nextafter(high, math.inf), str(high), True]
+
+
+@pytest.mark.parametrize("h", hyperparameters.manifest_rows(), ids=lambda h: h.name)
+def test_each_table_row_becomes_a_field_with_its_name_type_range_and_choices(h: hyperparameters.Hyperparameter) -> None:
+    """The table is the one source of the manifest's hyperparameters: the schema built from a row accepts
+    exactly what the row allows, under the flag's name, and nothing when it is left out."""
+    schema = _schema_built_now()
+    allowed, refused_values = _probes(h)
+    assert [v for v in allowed if not _accepts(schema, h.name, v)] == []
+    assert [v for v in refused_values if _accepts(schema, h.name, v)] == []
+    assert schema.model_validate({}).given() == {}  # type: ignore[attr-defined]
+    if h.attr != h.name:
+        assert not _accepts(schema, h.attr, allowed[0])
+
+
+@pytest.mark.parametrize("h", [h for h in hyperparameters.manifest_rows() if h.type == "int"], ids=lambda h: h.name)
+def test_a_whole_number_bound_is_shown_as_written(h: hyperparameters.Hyperparameter) -> None:
+    assert h.minimum is not None and h.maximum is not None
+    with pytest.raises(ValidationError) as caught:
+        _schema_built_now().model_validate({h.name: int(h.minimum) - 1})
+    problem = _problem(caught.value.errors()[0])
+    assert (problem.field, problem.problem) == (h.name, f"must be at least {int(h.minimum)}, got {int(h.minimum) - 1}")
+    with pytest.raises(ValidationError) as caught:
+        _schema_built_now().model_validate({h.name: int(h.maximum) + 1})
+    assert _problem(caught.value.errors()[0]).fix == f"use a value at most {int(h.maximum)}"
+
+
 @pytest.mark.parametrize(
     ("field", "limit"), [("experiment", naming.MAX_EXPERIMENT_NAME), ("comment", MAX_COMMENT)]
 )
@@ -144,7 +207,9 @@ def test_dataset_id_is_matched_whole(ref: str) -> None:
     assert problem.field == "dataset"
 
 
-@pytest.mark.parametrize("ref", ["code/" + "a" * 64 + "\n", "code/" + "a" * 63 + "\n", "code/" + "a" * 64 + "\n/"])
+@pytest.mark.parametrize(
+    "ref", ["code/" + "a" * 64 + "\n", "code/" + "a" * 63 + "\n", "code/" + "a" * 64 + "\n/", "code/" + "a" * 64 + "X"]
+)
 def test_code_hash_is_matched_whole(ref: str) -> None:
     [problem] = refused(manifest(code=ref)).problems
     assert problem.field == "code"

@@ -556,3 +556,46 @@ def test_links_of_odd_arns_and_runs() -> None:
 )
 def test_failure_text_of_partial_describes(error: Any, text: str) -> None:
     assert failure_text(error) == text
+
+
+# -- found by mutation testing ------------------------------------------------------------------------------
+def test_the_success_subject_uses_all_the_room_sns_gives(world: World) -> None:
+    run = run_state("m-a-0000000000000001", experiment="c" * 120)
+    world.call("started", run)
+    world.evaluate(run, wrong=0)
+    subject = world.call("succeeded", run)["subject"]
+    assert len(subject) == limits.SNS_SUBJECT_MAX - 1 and subject == f"nyanops: {'c' * 87}..."
+
+
+def test_an_oversized_failure_message_is_cut_at_a_quarter_of_snss_limit_and_says_so(world: World) -> None:
+    budget = limits.SNS_MESSAGE_MAX_BYTES // 4
+    failed = run_state("m-b-0000000000000002")
+    failed["trial"] = "t" * budget  # the run state is the state machine's; the message must fit SNS whatever it holds
+    failed["error"] = {"Error": "X", "Cause": "y"}
+    message = world.call("failed", failed)["message"]
+    assert budget - 1 <= limits.utf8_len(message) <= budget and message.endswith(" [...]")
+
+
+@pytest.mark.parametrize("results", [None, {}, {"record": {}}, {"record": {"trial": None}}])
+def test_champion_mode_without_a_pending_rescoring_is_a_bad_event(world: World, results: Any) -> None:
+    run = run_state("m-b-0000000000000002")
+    if results is None:
+        run.pop("results", None)
+    else:
+        run["results"] = results
+    with pytest.raises(BadRecordEvent) as caught:
+        world.call("champion", run)
+    assert str(caught.value) == "mode 'champion' needs results.record.trial.rescore (the re-scoring that ran)"
+
+
+def test_without_hyperparameters_from_the_job_the_runs_are_recorded(world: World) -> None:
+    run = run_state("m-a-0000000000000001")
+    world.call("started", run)
+    world.evaluate(run, wrong=1)
+    _, key = layout.parse_s3_uri(run["evaluation"]["output_s3_uri"] + "/evaluation.json")
+    doc = json.loads(world.objects.get(key))
+    doc["model"]["hyperparameters"] = {}  # a job that did not report them
+    world.objects.put(key, json.dumps(doc).encode())
+    world.call("succeeded", run)
+    [t] = world.experiments.list_trials()
+    assert t.hyperparameters == run["hyperparameters"] != {}

@@ -10,8 +10,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from nyanops.aws import sagemaker_experiments as se
+from nyanops.aws.experiment_lock import DynamoExperimentLock
 from nyanops.aws.sagemaker_experiments import ExperimentsThrottled, SageMakerExperimentStore, record_from_component
-from nyanops.core.experiments import TrialRecord, TrialStart
+from nyanops.core import limits
+from nyanops.core.experiments import TrialRecord, TrialResult, TrialStart
 
 T0 = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 
@@ -171,3 +173,68 @@ def test_a_trial_component_is_read_back() -> None:
     assert isinstance(record.hyperparameters["epochs"], int) and isinstance(record.best_epoch, int)
     assert record_from_component("cats", "m-x", {"Parameters": {"is_best": {"NumberValue": 0.0}}}).is_best is False
     assert record_from_component("cats", "m-x", {}).hyperparameters == {}
+
+
+# -- found by mutation testing ------------------------------------------------------------------------------
+def test_an_account_without_experiments_lists_no_trials() -> None:
+    """SageMaker may leave ``ExperimentSummaries`` out of an empty page."""
+    assert SageMakerExperimentStore(Scripted(list_experiments=[{}])).list_trials() == []
+
+
+def test_the_parameters_of_a_component_that_does_not_exist_are_none() -> None:
+    client = Scripted(describe_trial_component=[error("ResourceNotFound", "no such component"),
+                                                error("AccessDeniedException", "not authorized")])
+    store = SageMakerExperimentStore(client)
+    assert store.parameters("m-gone") == {}
+    with pytest.raises(ClientError, match="not authorized"):
+        store.parameters("m-x")
+
+
+def test_a_failure_that_would_not_fit_the_component_is_refused_before_sagemaker_sees_it() -> None:
+    full = {f"hp:p{i}": {"NumberValue": 1.0} for i in range(limits.TRIAL_COMPONENT_PARAMETERS_MAX - 1)}
+    client = Scripted(describe_trial_component=[{"Status": {"PrimaryStatus": "InProgress"}, "Parameters": full}])
+    store = SageMakerExperimentStore(client, DynamoExperimentLock(Scripted(), "locks"))
+    with pytest.raises(limits.LimitExceeded, match="301 parameters, more than SageMaker's 300"):
+        store.fail_trial("cats", "m-x", "boom", T0)
+    assert [op for op, _ in client.calls] == ["describe_trial_component"]
+
+
+def test_a_completed_component_shows_its_model_and_evaluation_and_drops_an_earlier_error() -> None:
+    client = Scripted(describe_trial_component=[{"Parameters": {"dataset_id": {"StringValue": "ds"},
+                                                                "error": {"StringValue": "an earlier attempt"}}}])
+    result = TrialResult({"macro_f1": 0.5}, {}, "s3://b/model.tar.gz", "s3://b/evaluation.json", T0)
+    se.SageMakerSession(SageMakerExperimentStore(client), "cats").complete("m-x", result)
+    [(describe, asked), (update, written)] = client.calls
+    assert (describe, asked, update) == (
+        "describe_trial_component", {"TrialComponentName": "m-x-results"}, "update_trial_component")
+    assert written["TrialComponentName"] == "m-x-results" and written["EndTime"] == T0
+    assert written["Status"] == {"PrimaryStatus": "Completed", "Message": "evaluated"}
+    assert written["OutputArtifacts"] == {
+        "model": {"Value": "s3://b/model.tar.gz", "MediaType": "application/x-tar"},
+        "evaluation": {"Value": "s3://b/evaluation.json", "MediaType": "application/json"},
+    }
+    assert written["Parameters"]["dataset_id"] == {"StringValue": "ds"} and "error" not in written["Parameters"]
+
+
+def test_a_trial_is_created_under_its_own_name_in_the_console() -> None:
+    client = Scripted()
+    SageMakerExperimentStore(client).start_trial(a_start())
+    assert [k for op, k in client.calls if op == "create_trial"] == [
+        {"TrialName": "m-x", "ExperimentName": "cats", "DisplayName": "m-x"}]
+
+
+def test_a_reading_store_says_why_it_cannot_write() -> None:
+    with pytest.raises(RuntimeError) as caught, SageMakerExperimentStore(Scripted()).decision("cats"):
+        pass
+    assert str(caught.value) == "this SageMakerExperimentStore was opened for reading (no experiment lock)"
+
+
+def test_empty_trial_pages_and_vanished_components_are_skipped() -> None:
+    client = Scripted(
+        list_experiments=[{"ExperimentSummaries": [{"ExperimentName": "a"}, {"ExperimentName": "b"}]}],
+        list_trials=[{}, {"TrialSummaries": [{"TrialName": "b1"}, {"TrialName": "b2"}]}],
+        describe_trial_component=[error("ResourceNotFound", "component gone"),
+                                  {"Status": {"PrimaryStatus": "Completed"}, "Parameters": {}}],
+    )
+    records = SageMakerExperimentStore(client).list_trials()
+    assert [(r.experiment, r.trial) for r in records] == [("b", "b2")]

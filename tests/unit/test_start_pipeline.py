@@ -3,14 +3,25 @@ limits it meets before anything would break later (size from the event or a HEAD
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from reliability.corpus import BASE_OBJECTS, CODE_HASH, GOOD_DATASET, image_tree, manifest, marker_bytes, prefixed
+from reliability.corpus import (
+    BASE_OBJECTS,
+    CODE_HASH,
+    GOOD_DATASET,
+    SEALED_BY,
+    image_tree,
+    manifest,
+    marker_bytes,
+    prefixed,
+)
 
+from nyanops.core import dataset as datasets
 from nyanops.core import layout, limits
 from nyanops.core.manifest import MAX_MANIFEST_BYTES
 from nyanops.core.ports import StartResult
@@ -186,6 +197,51 @@ def test_a_marker_version_gone_is_ignored(world: World) -> None:
     dataset_objects(world, "cats-two")
     result = world.send(Upload(BUCKET, layout.dataset_marker_key("cats-two"), "v7", None, 10))
     assert (result.outcome, result.reason) == (Outcome.IGNORED, "datasets/cats-two/_dataset.json no longer exists")
+
+
+def sealed_without_a_run(world: World, dataset_id: str) -> None:
+    """A dataset sealed by ``dataset add --no-run``: its seal says ``"start_run": false``."""
+    files = image_tree(dataset_id, {split: ("a", "b") for split in layout.SPLITS})
+    for key, body in prefixed(dataset_id, files):
+        world.objects.put(key, body)
+    entries = [datasets.DatasetFile(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in files.items()]
+    doc = datasets.build_marker(dataset_id, entries, sealed_by=SEALED_BY, start_run=False)
+    world.objects.put(layout.dataset_marker_key(dataset_id), datasets.marker_bytes(doc))
+
+
+def test_a_seal_that_asks_for_no_run_starts_nothing_and_refuses_nothing(world: World) -> None:
+    sealed_without_a_run(world, "quiet")
+    result = world.send(Upload(BUCKET, layout.dataset_marker_key("quiet"), "v1", None, 10))
+    assert result.as_dict() == {
+        "outcome": "ignored", "key": "datasets/quiet/_dataset.json", "execution_name": None, "problems": [],
+        "reason": 'datasets/quiet is sealed with start_run false (dataset add --no-run): runs start from manifests '
+                  'naming "datasets/quiet"',
+    }
+    assert world.starter.started == {} and world.notifier.sent == []
+    assert world.objects.head(layout.rejection_key("datasets/quiet/_dataset.json")) is None
+
+
+def test_a_manifest_naming_a_dataset_sealed_without_a_run_starts_it(world: World) -> None:
+    sealed_without_a_run(world, "quiet")
+    result = world.send(world.upload("manifests/q.json", manifest(dataset="datasets/quiet")))
+    assert result.outcome is Outcome.STARTED
+    [execution_input] = world.starter.started.values()
+    assert execution_input["source"]["kind"] == "manifest"
+
+
+def test_a_refusal_is_notified_once_per_upload_version_and_an_older_replay_changes_nothing(world: World) -> None:
+    key = "manifests/bad.json"
+    first = world.upload(key, manifest(experiment="my_cats"), sequencer="00A1")
+    refused(world, first)
+    refused(world, first)  # the same event delivered twice: one notification
+    assert len(world.notifier.sent) == 1
+    second = world.upload(key, manifest(experiment="your_cats"), sequencer="00B2")
+    assert refused(world, second).problem.startswith('"your_cats"')
+    assert len(world.notifier.sent) == 2 and second.version != first.version
+    world.send(first)  # a late replay of the older upload: the newer refusal stays, nobody is told
+    record = json.loads(world.objects.get(layout.rejection_key(key)))
+    assert (record["version"], record["sequencer"]) == (second.version, "00B2")
+    assert '"your_cats"' in record["message"] and len(world.notifier.sent) == 2
 
 
 def test_a_marker_with_an_invalid_dataset_id(world: World) -> None:
