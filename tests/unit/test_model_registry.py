@@ -5,8 +5,11 @@ flag moves to a trial (champion decision included)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws.evaluation_docs import score
@@ -259,3 +262,50 @@ def test_an_older_database_gets_the_registry_table_when_opened(tmp_path: Path) -
     db = connect(path)
     assert SQLiteModelRegistry(db).packages("cats") == []
     assert db.execute("SELECT trial FROM trials").fetchone()["trial"] == "t1"
+
+
+def test_the_answer_passes_the_registry_line_on_to_the_comparison(world: World) -> None:
+    a, b = (run_state(f"m-{x}-000000000000000{i}") for i, x in enumerate("ab", 1))
+    first = world.finish(a, wrong=1)
+    assert first["registry"] == f"model registry: trial {a['trial']} registered as version 1, Approved"
+    kept = world.finish(b, wrong=3)  # worse: nothing registered, and nothing to pass on
+    assert kept["verdict"] == "kept" and kept["registry"] == ""
+
+
+class FlagMovedMeanwhile:
+    """The experiment store as seen when another trial's record took (or cleared) the best flag between this
+    trial's decision and its hand-over: the second decision session of a call shows the flag with ``holder``."""
+
+    def __init__(self, store: Any, holder: str | None) -> None:
+        self.store, self.holder, self.sessions = store, holder, 0
+
+    @contextmanager
+    def decision(self, experiment: str) -> Iterator[Any]:
+        with self.store.decision(experiment) as session:
+            self.sessions += 1
+            yield session if self.sessions == 1 else Moved(session, self.holder)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+class Moved:
+    def __init__(self, session: Any, holder: str | None) -> None:
+        self.session, self.holder = session, holder
+
+    def trials(self) -> list[TrialRecord]:
+        return [replace(r, is_best=r.trial == self.holder) for r in self.session.trials()]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+
+@pytest.mark.parametrize("holder", ["m-other-0000000000000009", None], ids=["taken", "cleared"])
+def test_no_hand_over_when_the_flag_left_the_trial_before_it(world: World, holder: str | None) -> None:
+    run = run_state("m-a-0000000000000001")
+    world.call("started", run)
+    world.evaluate(run, wrong=1)
+    world.deps.experiments = FlagMovedMeanwhile(world.experiments, holder)
+    answer = world.call("succeeded", run)
+    assert answer["is_best"] and "model_package" not in answer and answer["registry"] == ""
+    assert statuses(world) == []

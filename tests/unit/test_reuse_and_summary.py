@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws.evaluation_docs import evaluation_doc, job_identity, score
 
-from nyanops.core import hyperparameters, layout, limits
+from nyanops.core import console, hyperparameters, layout, limits
 from nyanops.core.dataset import DatasetSummary
 from nyanops.core.execution_input import RunRequest, build_execution_input, trial_run
 from nyanops.core.experiments import TrialRecord, TrialStart
@@ -231,3 +231,89 @@ def test_same_inputs_compares_the_recipe_in_its_types() -> None:
     assert find_original([record], start) is record
     partial = TrialRecord("cats", "t0", "Completed", T0, T0, "ds1", "d" * 64, "c" * 64, hyperparameters={"epochs": 2})
     assert not same_inputs(partial, start)  # a record without its whole recipe is never matched
+
+
+def summary_of(world: World, arn: str = "arn:aws:states:local:0:execution:p:x", **run: Any) -> dict[str, Any]:
+    body = {"execution_name": "run-1", "experiment": "cats", "primary_metric": "macro_f1", "outcomes": [], **run}
+    return record({"mode": "summary", "run": body, "execution_arn": arn}, world.deps)
+
+
+def test_the_comparison_names_the_run_its_dataset_and_comment(world: World) -> None:
+    summary = summary_of(world, dataset_id="ds1", comment="try a bigger lr")
+    assert (summary["experiment"], summary["execution"]) == ("cats", "run-1")
+    assert summary["message"].splitlines()[1] == "dataset ds1  comment: try a bigger lr"
+    bare = summary_of(world)  # a run input without them: empty, not "None"
+    assert bare["message"].splitlines()[1] == "dataset   comment: "
+
+
+def test_outcomes_without_a_trial_are_left_out(world: World) -> None:
+    doc = execution("manifests/one.json")
+    outcomes, _ = world.run_all(doc, [0])
+    summary = summary_of(world, outcomes=[*outcomes, {"status": "Failed", "error": "States.TaskFailed"}])
+    assert (summary["completed"], summary["failed"]) == (1, 0)
+
+
+def test_the_registry_lines_the_trials_passed_on_are_in_the_message(world: World) -> None:
+    doc = execution("manifests/one.json")
+    outcomes, _ = world.run_all(doc, [0])
+    handed = [{**outcomes[0], "registry": "model registry: cats-v3 approved"}, {"trial": "t-2", "status": "Failed",
+                                                                               "registry": ""}]
+    lines = summary_of(world, outcomes=handed)["message"].splitlines()
+    assert lines.count("model registry: cats-v3 approved") == 1
+    assert "" not in lines and "None" not in lines
+
+
+def test_the_comparison_links_the_execution_in_the_console(world: World) -> None:
+    arn = "arn:aws:states:eu-west-1:123456789012:execution:pipeline:run-1"
+    lines = summary_of(world, arn=arn)["message"].splitlines()
+    assert [line for line in lines if line.startswith("execution: ")] == [
+        f"execution: {console.execution_url('eu-west-1', arn)}"]
+
+
+def test_the_comparison_reads_only_its_own_experiment(world: World) -> None:
+    birds = execution("manifests/birds.json", experiment="birds")  # listed before cats across experiments
+    world.run_all(birds, [0])
+    doc = execution("manifests/cats.json")
+    _, summary = world.run_all(doc, [1])
+    cats = doc["trials"][0]["trial"]
+    assert summary["best_trial"] == cats
+    assert f"Best model of experiment cats: {cats} (macro_f1 {score(1, CLASSES):.4f}, from this run)." in (
+        summary["message"])
+    # a not-recorded failure named after a trial of another experiment is not this experiment's to record
+    spy = FailSpy(world.store)
+    world.deps = RecordResultsDeps(world.objects, spy, world.jobs, clock=lambda: T0)
+    summary_of(world, outcomes=[{"trial": birds["trials"][0]["trial"], "status": "NotRecorded"}])
+    assert spy.failed == []
+
+
+class FailSpy:
+    """The experiment store, noting which trials were marked failed."""
+
+    def __init__(self, store: SQLiteExperimentStore) -> None:
+        self.store = store
+        self.failed: list[tuple[Any, ...]] = []
+
+    def fail_trial(self, *args: Any) -> None:
+        self.failed.append(args)
+        self.store.fail_trial(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_not_recorded_failure_without_its_texts_is_recorded_with_plain_defaults(world: World) -> None:
+    doc = execution("manifests/one.json")
+    run = trial_run(doc, 0)
+    world.call("started", run)
+    summary_of(world, outcomes=[{"trial": run["trial"], "status": "NotRecorded"}])
+    trial = world.trials()[run["trial"]]
+    assert (trial.status, trial.error) == ("Failed", "Error (recording the failure failed: )")
+    assert trial.finished_at == T0
+
+
+def test_the_comparison_subject_and_message_are_clipped_to_what_sns_takes(world: World) -> None:
+    summary = summary_of(world, experiment="c" * 120, comment="x" * limits.SNS_MESSAGE_MAX_BYTES)
+    assert len(summary["subject"]) == limits.SNS_SUBJECT_MAX - 1
+    assert summary["subject"].startswith("nyanops: ccc") and summary["subject"].endswith("c...")
+    assert len(summary["message"].encode()) == limits.SNS_MESSAGE_MAX_BYTES // 8
+    assert summary["message"].endswith("x [...]")

@@ -268,6 +268,19 @@ def test_num_classes_must_match_the_dataset(world: World) -> None:
     assert world.send(ok).outcome is Outcome.STARTED
 
 
+def test_a_wrong_num_classes_is_named_where_the_manifest_set_it(world: World) -> None:
+    fix = "set num-classes to 2 or leave it out (it is taken from the dataset)"
+    problem = f"is 3 but dataset {GOOD_DATASET} has 2 classes (bengal, siamese)"
+    grid = world.upload("manifests/g.json", manifest(sweep={"num-classes": [2, 3]}))
+    assert refused(world, grid) == Problem("sweep.num-classes", problem, fix)
+    listed = world.upload("manifests/l.json", manifest(sweep=[{"epochs": 4}, {"num-classes": 3}]))
+    assert refused(world, listed) == Problem("sweep.num-classes", problem, fix)
+    # A sweep over other values: the wrong value is the manifest's own, in grid and list form alike.
+    for name, sweep in (("hg", {"epochs": [4, 5]}), ("hl", [{"epochs": 4}, {"epochs": 5}])):
+        upload = world.upload(f"manifests/{name}.json", manifest(hyperparameters={"num-classes": 3}, sweep=sweep))
+        assert refused(world, upload) == Problem("hyperparameters.num-classes", problem, fix)
+
+
 def test_the_code_bundle(world: World) -> None:
     assert resolve_code(world.objects, CODE_HASH) == CODE_HASH
     missing = "f" * 64
@@ -355,3 +368,21 @@ def test_the_execution_input_at_both_ends() -> None:
         check_execution_input({"x": "é" * (room // 2 + 1)}, request)  # bytes of UTF-8, not characters
     with pytest.raises(Exception, match=r"\(0 classes, names of up to 0 characters\)"):
         check_execution_input({"x": "a" * (room + 1)}, Request(summary(0)))  # type: ignore[arg-type]
+
+
+def test_an_oversized_sweep_input_names_the_sweep_and_its_trial_count() -> None:
+    trials = [{"learning-rate": 0.1}, {"learning-rate": 0.2}]
+    base = {"trials": trials, "x": ""}
+    room = limits.EXECUTION_INPUT_MAX_BYTES - len(json.dumps(base))
+    request = Request(summary(3))
+    check_execution_input({**base, "x": "a" * room}, request)  # type: ignore[arg-type]
+    with pytest.raises(Exception) as caught:
+        check_execution_input({**base, "x": "a" * (room + 1)}, request)  # type: ignore[arg-type]
+    assert caught.value.problems == [Problem(
+        "sweep", f"the run's input would be {limits.EXECUTION_INPUT_MAX_BYTES + 1} bytes for 2 trials, more than "
+        f"the {limits.EXECUTION_INPUT_MAX_BYTES} bytes a Step Functions execution can carry with its results "
+        "(3 classes, names of up to 5 characters)", "sweep fewer values (or split the sweep over several manifests)")]
+    one = {"trials": trials[:1], "x": "a" * (room + 100)}
+    with pytest.raises(Exception) as caught:
+        check_execution_input(one, request)  # type: ignore[arg-type]
+    assert caught.value.problems[0].field == "dataset"  # one trial: the dataset is what is too big

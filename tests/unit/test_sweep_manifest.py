@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from nyanops.core import limits
+from nyanops.core import hyperparameters, limits
 from nyanops.core.manifest import parse_manifest, trial_hyperparameters
-from nyanops.core.rejection import UploadRejected
+from nyanops.core.rejection import Problem, UploadRejected
 
 
 def trials(**fields: Any) -> list[dict[str, Any]]:
@@ -103,3 +103,52 @@ def test_a_bad_sweep_refuses_the_whole_manifest_on_upload() -> None:
     with pytest.raises(UploadRejected) as caught:
         parse_manifest(json.dumps(body).encode())
     assert [p.field for p in caught.value.problems] == ["sweep.epochs"]
+
+
+def problems(**fields: Any) -> list[Problem]:
+    with pytest.raises(UploadRejected) as caught:
+        trials(**fields)
+    return caught.value.problems
+
+
+ALLOWED = ", ".join(h.name for h in hyperparameters.manifest_rows())
+
+
+def test_unknown_names_are_refused_with_the_closest_name_and_every_allowed_one() -> None:
+    assert problems(sweep={"epoch": [1, 2]}) == [
+        Problem("sweep.epoch", "unknown hyperparameter", f"did you mean 'epochs'? allowed names: {ALLOWED}")]
+    assert problems(sweep=[{"epochs": 1}, {"zzz": 1}]) == [
+        Problem("sweep[1].zzz", "unknown hyperparameter", f"allowed names: {ALLOWED}")]
+    assert ALLOWED.startswith("epochs, freeze-epochs, ")
+
+
+def test_the_fixes_for_a_malformed_sweep() -> None:
+    assert problems(sweep={"epochs": []}) == [
+        Problem("sweep.epochs", "is an empty list", "give it at least one value")]
+    assert problems(sweep=[{"epochs": 1}, {}]) == [
+        Problem("sweep[1]", "is empty", "give each trial at least one hyperparameter that differs")]
+    assert problems(sweep={"seed": [2, 1, 2, 1, 3]}) == [
+        Problem("sweep.seed", "repeats 1, 2", "give each value once (the same value twice would be the same trial)")]
+    assert problems(sweep=[{"epochs": 5}, {"seed": 1}, {"epochs": 5}]) == [
+        Problem("sweep[2]", 'is the same trial as sweep[0] ({"epochs": 5})',
+                "remove the duplicate: each trial of a sweep must differ from the others")]
+
+
+def test_repeated_values_are_compared_as_json_whatever_their_key_order() -> None:
+    assert problems(sweep={"epochs": [{"a": 1, "b": 2}, {"b": 2, "a": 1}]}) == [
+        Problem("sweep.epochs", 'repeats {"a": 1, "b": 2}',
+                "give each value once (the same value twice would be the same trial)")]
+
+
+def test_a_rule_across_values_shows_the_trial_it_broke() -> None:
+    [problem] = problems(hyperparameters={"freeze-epochs": 8}, sweep={"epochs": [10, 5]})
+    assert problem.field == "sweep"
+    assert problem.problem.startswith('the trial {"epochs": 5}: freeze-epochs (8) is larger than epochs (5)')
+    assert problem.fix == "make freeze-epochs at most epochs"
+
+
+def test_an_error_in_a_hyperparameter_with_a_dashed_name_is_named_in_the_sweep() -> None:
+    assert problems(sweep={"batch-size": [8, 0]}) == [
+        Problem("sweep.batch-size", "must be at least 1, got 0", "use a value at least 1")]
+    assert problems(sweep=[{"batch-size": 8}, {"freeze-epochs": -1}]) == [
+        Problem("sweep[1].freeze-epochs", "must be at least 0, got -1", "use a value at least 0")]
