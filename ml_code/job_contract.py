@@ -16,6 +16,8 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from hyperparameters import str_to_bool
+
 EXIT_INPUT_ERROR = 2
 EXIT_FAILURE = 1
 SAGEMAKER_OUTPUT_DIR = "/opt/ml/output"
@@ -28,15 +30,12 @@ class InputError(Exception):
 
 
 def str2bool(value: str | bool) -> bool:
-    """argparse type for SageMaker's string hyperparameters: true/false/1/0/yes/no (any case)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "y", "on"):
-        return True
-    if text in ("false", "0", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false/1/0, got {value!r}")
+    """argparse type for SageMaker's string hyperparameters: true/false/1/0/yes/no (any case), parsed by the
+    hyperparameter table's own rule."""
+    try:
+        return str_to_bool(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def bounded(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False):

@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from nyanops.aws.sagemaker_experiments import THROTTLING_CODES, ExperimentsThrottled
+from nyanops.aws.sagemaker_experiments import throttled_call
 from nyanops.core import limits, naming
 from nyanops.core.model_registry import (
     APPROVED,
@@ -80,15 +80,7 @@ class SageMakerModelRegistry:
         self._sleep = sleep
 
     def call(self, operation: str, **kwargs: Any) -> Any:
-        for attempt in range(self._attempts):
-            try:
-                return getattr(self._sm, operation)(**kwargs)
-            except ClientError as exc:
-                if _code(exc) not in THROTTLING_CODES:
-                    raise
-                if attempt + 1 < self._attempts:
-                    self._sleep(self._backoff * 2**attempt)
-        raise ExperimentsThrottled(f"SageMaker throttled {operation} {self._attempts} times; retry later")
+        return throttled_call(self._sm, operation, kwargs, self._attempts, self._backoff, self._sleep)
 
     # -- reading -----------------------------------------------------------------------------------------
     def packages(self, experiment: str) -> list[ModelPackage]:

@@ -77,6 +77,22 @@ def _not_found(exc: ClientError) -> bool:
     return _code(exc) == "ResourceNotFound" or (_code(exc) == "ValidationException" and "not" in _message(exc))
 
 
+def throttled_call(
+    client: Any, operation: str, kwargs: dict[str, Any], attempts: int, backoff: float, sleep: Callable[[float], None]
+) -> Any:
+    """``client.<operation>(**kwargs)``, retried with exponential backoff while SageMaker throttles; after
+    ``attempts`` throttled tries, ``ExperimentsThrottled`` (the state machine retries on that name)."""
+    for attempt in range(attempts):
+        try:
+            return getattr(client, operation)(**kwargs)
+        except ClientError as exc:
+            if _code(exc) not in THROTTLING_CODES:
+                raise
+            if attempt + 1 < attempts:
+                sleep(backoff * 2**attempt)
+    raise ExperimentsThrottled(f"SageMaker throttled {operation} {attempts} times; retry later")
+
+
 class SageMakerExperimentStore:
     def __init__(
         self,
@@ -97,15 +113,7 @@ class SageMakerExperimentStore:
 
     def call(self, operation: str, **kwargs: Any) -> Any:
         """``client.<operation>(**kwargs)``, retried with exponential backoff while SageMaker throttles."""
-        for attempt in range(self._attempts):
-            try:
-                return getattr(self._sm, operation)(**kwargs)
-            except ClientError as exc:
-                if _code(exc) not in THROTTLING_CODES:
-                    raise
-                if attempt + 1 < self._attempts:
-                    self._sleep(self._backoff * 2**attempt)
-        raise ExperimentsThrottled(f"SageMaker throttled {operation} {self._attempts} times; retry later")
+        return throttled_call(self._sm, operation, kwargs, self._attempts, self._backoff, self._sleep)
 
     # -- writing ---------------------------------------------------------------------------------
     def start_trial(self, start: TrialStart) -> None:
